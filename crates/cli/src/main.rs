@@ -1,0 +1,3 @@
+//! The `genai-audit` binary.
+
+fn main() {}

@@ -1,0 +1,5 @@
+//! # genai-audit-receiver
+//!
+//! Placeholder crate: the receiver component of genai-audit is specified in the issue tracker and not
+//! implemented yet. It exists so the workspace layout (and its one-way dependency arrows) is in
+//! place from the start.
