@@ -42,14 +42,14 @@ impl HashKey {
         let mut h = Sha256::new();
         h.update(b"genai-audit/hash-key-id/v1");
         h.update(secret);
-        let id = hex::encode(&h.finalize()[..8]);
+        let id = const_hex::encode(&h.finalize()[..8]);
         let mac = HmacSha256::new_from_slice(secret).map_err(|e| Error::HashKey(e.to_string()))?;
         Ok(Self { id, mac })
     }
 
     /// Parses a key written as hex (64+ hex characters), as stored in key files and env vars.
     pub fn from_hex(text: &str) -> Result<Self> {
-        let bytes = hex::decode(text.trim())
+        let bytes = const_hex::decode(text.trim())
             .map_err(|e| Error::HashKey(format!("the key is not valid hex: {e}")))?;
         Self::new(&bytes)
     }
@@ -63,7 +63,7 @@ impl HashKey {
     pub fn hash(&self, text: &str) -> String {
         let mut mac = self.mac.clone();
         mac.update(text.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        const_hex::encode(mac.finalize().into_bytes())
     }
 }
 

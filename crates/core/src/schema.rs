@@ -555,7 +555,7 @@ pub fn schema_fingerprint() -> String {
     for c in COLUMNS {
         h.update(format!("{}:{:?}:{}\n", c.name, c.ty.data_type(), c.nullable).as_bytes());
     }
-    hex::encode(h.finalize())
+    const_hex::encode(h.finalize())
 }
 
 /// Renders the column reference as a Markdown table (the body of docs/schema.md).

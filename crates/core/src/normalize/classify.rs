@@ -1,5 +1,9 @@
 //! Provider names and span kinds: turning each convention's vocabulary into ours.
 
+use std::sync::LazyLock;
+
+use rustc_hash::FxHashMap;
+
 use crate::record::SpanKind;
 
 /// Spellings of each provider across conventions → the OTel semconv name.
@@ -50,11 +54,17 @@ const PROVIDERS: &[(&str, &str)] = &[
     ("fireworks", "fireworks"),
 ];
 
+static PROVIDER_INDEX: LazyLock<FxHashMap<&'static str, &'static str>> =
+    LazyLock::new(|| PROVIDERS.iter().copied().collect());
+
 fn lookup(name: &str) -> Option<&'static str> {
-    PROVIDERS
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| *v)
+    if let Some(p) = PROVIDER_INDEX.get(name) {
+        return Some(p);
+    }
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return PROVIDER_INDEX.get(name.to_ascii_lowercase().as_str()).copied();
+    }
+    None
 }
 
 /// Normalizes a provider name: known spellings map to the semconv name; Vercel-style
@@ -87,7 +97,14 @@ pub(crate) struct KindSignals<'a> {
 
 /// Decides the span kind and the normalized operation name.
 pub(crate) fn classify(s: &KindSignals<'_>) -> (SpanKind, Option<String>) {
-    let op = s.operation.map(|o| o.trim().to_ascii_lowercase());
+    let op = s.operation.map(|o| {
+        let o = o.trim();
+        if o.bytes().any(|b| b.is_ascii_uppercase()) {
+            o.to_ascii_lowercase()
+        } else {
+            o.to_owned()
+        }
+    });
     if let Some(k) = s.openinference {
         let kind = match k.trim().to_ascii_uppercase().as_str() {
             "LLM" => SpanKind::LlmCall,

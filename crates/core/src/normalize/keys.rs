@@ -5,8 +5,9 @@
 //! "mapped": they leave the `attributes` JSON. Content-carrying keys are recognised separately
 //! ([`content_key`]) and never stored.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
+
+use rustc_hash::FxHashMap;
 
 /// A slot a span attribute can fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,8 +228,8 @@ pub(crate) const FIELD_KEYS: &[(Field, &[&str])] = &[
 ];
 
 /// Key → (field, preference rank; lower wins).
-pub(crate) static KEY_INDEX: LazyLock<HashMap<&'static str, (Field, u8)>> = LazyLock::new(|| {
-    let mut m = HashMap::new();
+pub(crate) static KEY_INDEX: LazyLock<FxHashMap<&'static str, (Field, u8)>> = LazyLock::new(|| {
+    let mut m = FxHashMap::default();
     for (field, keys) in FIELD_KEYS {
         for (rank, key) in keys.iter().enumerate() {
             m.insert(*key, (*field, rank as u8));
@@ -311,17 +312,22 @@ const INDEXED_CONTENT_PREFIXES: &[(&str, Side, u8)] = &[
     ("embedding.embeddings.", Side::Drop, 9),
 ];
 
+static PLAIN_CONTENT_INDEX: LazyLock<FxHashMap<&'static str, (Side, u8)>> = LazyLock::new(|| {
+    PLAIN_CONTENT_KEYS
+        .iter()
+        .map(|(k, side, family)| (*k, (*side, *family)))
+        .collect()
+});
+
 /// Whether `key` carries prompt or response content, and how to read it.
 pub(crate) fn content_key(key: &str) -> Option<ContentKey> {
-    for (k, side, family) in PLAIN_CONTENT_KEYS {
-        if key == *k {
-            return Some(ContentKey {
-                side: *side,
-                family: *family,
-                index: 0,
-                is_text: true,
-            });
-        }
+    if let Some(&(side, family)) = PLAIN_CONTENT_INDEX.get(key) {
+        return Some(ContentKey {
+            side,
+            family,
+            index: 0,
+            is_text: true,
+        });
     }
     for (prefix, side, family) in INDEXED_CONTENT_PREFIXES {
         if let Some(rest) = key.strip_prefix(prefix) {

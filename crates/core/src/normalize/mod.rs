@@ -290,8 +290,8 @@ impl Normalizer {
                     match self.normalize_span(span, &res, ss.scope.as_ref(), ctx) {
                         Ok(r) => out.records.push(r),
                         Err(reason) => out.skipped.push(SkippedSpan {
-                            trace_id: hex::encode(&span.trace_id),
-                            span_id: hex::encode(&span.span_id),
+                            trace_id: const_hex::encode(&span.trace_id),
+                            span_id: const_hex::encode(&span.span_id),
                             span_name: span.name.clone(),
                             reason,
                         }),
@@ -351,8 +351,8 @@ impl Normalizer {
                 }
                 out.contents.push(CorrelatedContent {
                     tenant: tenant.clone(),
-                    trace_id: hex::encode(trace_id),
-                    span_id: hex::encode(span_id),
+                    trace_id: const_hex::encode(trace_id),
+                    span_id: const_hex::encode(span_id),
                     digest: collector.digest(&self.key, &self.scanner),
                 });
             }
@@ -441,14 +441,7 @@ impl Normalizer {
                 "deployment.environment.name" => env = as_text(v),
                 "deployment.environment" => env_legacy = as_text(v),
                 k if k == self.config.tenant_attribute => tenant_attr = as_text(v),
-                k => {
-                    if json.len() > 1 {
-                        json.push(',');
-                    }
-                    write_json_str(&mut json, k);
-                    json.push(':');
-                    write_json(&mut json, v);
-                }
+                k => push_json_entry(&mut json, k, v),
             }
         }
         json.push('}');
@@ -477,11 +470,13 @@ impl Normalizer {
         // 1. One pass over the attributes: fill slots, find content, remember the rest.
         let mut slots: [Option<(u8, &AnyValue)>; FIELD_COUNT] = [None; FIELD_COUNT];
         let mut genai = false;
-        let mut rest: Vec<usize> = Vec::with_capacity(span.attributes.len());
-        let mut usage_idx: Vec<usize> = Vec::new();
+        // Leftover attributes go straight into the `attributes` JSON (no second pass).
+        let mut json = String::with_capacity(256);
+        json.push('{');
+        let mut has_usage = false;
         let mut content = ContentCollector::default();
         let mut indexed_finish: Vec<(u32, &AnyValue)> = Vec::new();
-        for (i, kv) in span.attributes.iter().enumerate() {
+        for kv in &span.attributes {
             let Some(v) = &kv.value else { continue };
             let key = kv.key.as_str();
             if let Some(&(field, rank)) = KEY_INDEX.get(key) {
@@ -490,9 +485,7 @@ impl Normalizer {
                 if slot.is_none_or(|(r, _)| rank < r) {
                     *slot = Some((rank, v));
                 }
-                if is_usage_field(field) {
-                    usage_idx.push(i);
-                }
+                has_usage |= is_usage_field(field);
                 continue;
             }
             if let Some(ck) = content_key(key) {
@@ -502,7 +495,11 @@ impl Normalizer {
                         Some(s) => Raw::Str(s),
                         None => Raw::Any(v),
                     };
-                    let index = if key == "gen_ai.system_instructions" { 0 } else { ck.index.saturating_add(1) };
+                    let index = if key == "gen_ai.system_instructions" {
+                        0
+                    } else {
+                        ck.index.saturating_add(1)
+                    };
                     content.push(ck.side, ck.family, index, raw);
                 } else if ck.side == Side::Response && key.ends_with(".finish_reason") {
                     indexed_finish.push((ck.index, v));
@@ -510,7 +507,7 @@ impl Normalizer {
                 continue;
             }
             genai |= is_genai_key(key);
-            rest.push(i);
+            push_json_entry(&mut json, key, v);
         }
         if !genai {
             return Err(SkipReason::NotGenAi);
@@ -574,10 +571,15 @@ impl Normalizer {
             has_model_or_usage,
         });
         let is_call = span_kind.is_provider_call();
-        if !is_call && !usage_idx.is_empty() {
+        if !is_call && has_usage {
             // Wrapper spans keep their roll-up usage as plain attributes, never as columns.
-            rest.extend(&usage_idx);
-            rest.sort_unstable();
+            for kv in &span.attributes {
+                if let (Some(v), Some(&(field, _))) = (&kv.value, KEY_INDEX.get(kv.key.as_str())) {
+                    if is_usage_field(field) {
+                        push_json_entry(&mut json, &kv.key, v);
+                    }
+                }
+            }
         }
 
         // 5. What was called.
@@ -741,14 +743,21 @@ impl Normalizer {
             Some(self.config.retention.until(&tenant, data_classification, start_day));
 
         // 9. Ids and the leftovers.
-        let trace_id = hex::encode(&span.trace_id);
-        let span_id = hex::encode(&span.span_id);
+        let trace_id = const_hex::encode(&span.trace_id);
+        let span_id = const_hex::encode(&span.span_id);
         let record_id = record_id(&span.trace_id, &span.span_id);
         let call_id = match &response_id {
-            Some(id) => format!("{}:{id}", provider.as_deref().unwrap_or("unknown")),
+            Some(id) => {
+                let p = provider.as_deref().unwrap_or("unknown");
+                let mut call = String::with_capacity(p.len() + 1 + id.len());
+                call.push_str(p);
+                call.push(':');
+                call.push_str(id);
+                call
+            }
             None => record_id.clone(),
         };
-        let attributes = attributes_json(&span.attributes, &rest, scope);
+        let attributes = close_attributes_json(json, scope);
         let d = digest.unwrap_or_default();
         let content_captured = !content.is_empty();
 
@@ -757,7 +766,7 @@ impl Normalizer {
             tenant,
             trace_id,
             span_id,
-            parent_span_id: valid_id(&span.parent_span_id, 8).then(|| hex::encode(&span.parent_span_id)),
+            parent_span_id: valid_id(&span.parent_span_id, 8).then(|| const_hex::encode(&span.parent_span_id)),
             call_id,
             span_kind,
             operation,
@@ -890,7 +899,7 @@ pub fn record_id(trace_id: &[u8], span_id: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(trace_id);
     h.update(span_id);
-    hex::encode(&h.finalize()[..16])
+    const_hex::encode(&h.finalize()[..16])
 }
 
 /// `Error code: 429 - …` is how the OpenAI and Anthropic Python SDKs word HTTP errors.
@@ -902,33 +911,31 @@ fn sdk_error_code(message: &str) -> Option<i32> {
     ((100..=599).contains(&code) && next.is_none_or(|b| !b.is_ascii_digit())).then_some(code)
 }
 
-fn attributes_json(attrs: &[KeyValue], rest: &[usize], scope: Option<&InstrumentationScope>) -> String {
-    let mut json = String::with_capacity(16 + rest.len() * 32);
-    json.push('{');
-    let mut first = true;
-    let mut sep = |json: &mut String| {
-        if !std::mem::take(&mut first) {
-            json.push(',');
-        }
-    };
-    for &i in rest {
-        let kv = &attrs[i];
-        let Some(v) = &kv.value else { continue };
-        sep(&mut json);
-        write_json_str(&mut json, &kv.key);
-        json.push(':');
-        write_json(&mut json, v);
+/// Appends `"key":value` to an open JSON object.
+fn push_json_entry(json: &mut String, key: &str, v: &AnyValue) {
+    if json.len() > 1 {
+        json.push(',');
     }
+    write_json_str(json, key);
+    json.push(':');
+    write_json(json, v);
+}
+
+/// Adds the instrumentation scope (which library emitted the span) and closes the object.
+fn close_attributes_json(mut json: String, scope: Option<&InstrumentationScope>) -> String {
     if let Some(scope) = scope {
-        if !scope.name.is_empty() {
-            sep(&mut json);
-            json.push_str("\"otel.scope.name\":");
-            write_json_str(&mut json, &scope.name);
-        }
-        if !scope.version.is_empty() {
-            sep(&mut json);
-            json.push_str("\"otel.scope.version\":");
-            write_json_str(&mut json, &scope.version);
+        for (key, value) in [
+            ("otel.scope.name", &scope.name),
+            ("otel.scope.version", &scope.version),
+        ] {
+            if !value.is_empty() {
+                if json.len() > 1 {
+                    json.push(',');
+                }
+                write_json_str(&mut json, key);
+                json.push(':');
+                write_json_str(&mut json, value);
+            }
         }
     }
     json.push('}');

@@ -7,6 +7,10 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
 
 /// Whether a string means "no value".
 fn is_absent(s: &str) -> bool {
+    // Only short strings can spell "no value"; skip the trim for everything else.
+    if s.len() > 16 {
+        return false;
+    }
     let t = s.trim();
     t.is_empty()
         || t.eq_ignore_ascii_case("none")
@@ -113,19 +117,15 @@ pub(crate) fn write_json(out: &mut String, v: &AnyValue) {
         None => out.push_str("null"),
         Some(Value::StringValue(s)) => write_json_str(out, s),
         Some(Value::BoolValue(b)) => out.push_str(if *b { "true" } else { "false" }),
-        Some(Value::IntValue(i)) => {
-            use std::fmt::Write;
-            let _ = write!(out, "{i}");
-        }
+        Some(Value::IntValue(i)) => out.push_str(itoa::Buffer::new().format(*i)),
         Some(Value::DoubleValue(d)) => {
             if d.is_finite() {
-                use std::fmt::Write;
-                let _ = write!(out, "{d:?}");
+                out.push_str(zmij::Buffer::new().format_finite(*d));
             } else {
                 write_json_str(out, &d.to_string());
             }
         }
-        Some(Value::BytesValue(b)) => write_json_str(out, &hex::encode(b)),
+        Some(Value::BytesValue(b)) => write_json_str(out, &const_hex::encode(b)),
         // An index into a profiles string table: meaningless without the table.
         Some(Value::StringValueStrindex(_)) => out.push_str("null"),
         Some(Value::ArrayValue(a)) => {
@@ -159,6 +159,15 @@ pub(crate) fn write_json(out: &mut String, v: &AnyValue) {
 /// Writes a JSON string literal with the escapes JSON requires.
 pub(crate) fn write_json_str(out: &mut String, s: &str) {
     out.push('"');
+    // Fast path: most keys and values need no escaping (a branch-free scan vectorizes).
+    if !s
+        .bytes()
+        .fold(false, |acc, b| acc | (b < 0x20) | (b == b'"') | (b == b'\\'))
+    {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
         let esc = match b {

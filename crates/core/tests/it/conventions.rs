@@ -140,12 +140,12 @@ fn semconv_old_names_and_prompt_events() {
 fn semconv_new_names_with_cache_reasoning_and_instructions() {
     let r = one(span(
         2,
-        "chat claude-sonnet-4-5",
+        "chat claude-sonnet-4",
         vec![
             ("gen_ai.provider.name", s("anthropic")),
             ("gen_ai.operation.name", s("chat")),
-            ("gen_ai.request.model", s("claude-sonnet-4-5")),
-            ("gen_ai.response.model", s("claude-sonnet-4-5-20250929")),
+            ("gen_ai.request.model", s("claude-sonnet-4")),
+            ("gen_ai.response.model", s("claude-sonnet-4-20250514")),
             ("gen_ai.response.id", s("msg_01")),
             ("gen_ai.usage.input_tokens", i(1000)),
             ("gen_ai.usage.output_tokens", i(200)),
@@ -170,6 +170,10 @@ fn semconv_new_names_with_cache_reasoning_and_instructions() {
     assert_eq!(r.prompt_hash.as_deref(), Some(normalizer().hash_key().hash("Be brief.\nHi").as_str()));
     assert!(!r.attributes.contains("Be brief"));
     assert_eq!(r.cost_source, Some(CostSource::PriceTable));
+    // 300 uncached × $3 + 600 cached × $0.30 + 100 cache writes × $3.75, 200 out × $15 (per M).
+    assert_eq!(r.input_cost_usd.unwrap().to_string(), "0.001455000000");
+    assert_eq!(r.output_cost_usd.unwrap().to_string(), "0.003000000000");
+    assert_eq!(r.total_cost_usd.unwrap().to_string(), "0.004455000000");
 }
 
 #[test]
