@@ -50,12 +50,15 @@ fn chat_span(n: usize, with_content: bool) -> Span {
             }),
         ),
         kv("gen_ai.response.model", s(&format!("{model}-2025-04-14"))),
+        kv("gen_ai.response.id", s(&format!("chatcmpl-{n:032x}"))),
         kv(
-            "gen_ai.response.id",
-            s(&format!("chatcmpl-{n:032x}")),
+            "gen_ai.usage.input_tokens",
+            Value::IntValue(1000 + n as i64 % 500),
         ),
-        kv("gen_ai.usage.input_tokens", Value::IntValue(1000 + n as i64 % 500)),
-        kv("gen_ai.usage.output_tokens", Value::IntValue(200 + n as i64 % 300)),
+        kv(
+            "gen_ai.usage.output_tokens",
+            Value::IntValue(200 + n as i64 % 300),
+        ),
         kv("openai.response.service_tier", s("default")),
         kv("openai.response.system_fingerprint", s("fp_c0rpu5f1x7")),
         kv("user.id", s(&format!("user-{}", n % 5000))),
@@ -114,7 +117,10 @@ fn bench(c: &mut Criterion) {
     let ctx = IngestContext::new(Source::OtlpGrpc, "bench", 1_795_400_000_000_000);
     let mut group = c.benchmark_group("normalize");
     group.throughput(Throughput::Elements(SPANS as u64));
-    for (name, with_content) in [("spans_without_content", false), ("spans_with_content", true)] {
+    for (name, with_content) in [
+        ("spans_without_content", false),
+        ("spans_with_content", true),
+    ] {
         let req = request(with_content);
         assert_eq!(normalizer.normalize_traces(&req, &ctx).records.len(), SPANS);
         group.bench_function(name, |b| {

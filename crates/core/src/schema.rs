@@ -718,3 +718,60 @@ pub fn records_to_batch(records: &[AuditRecord]) -> Result<RecordBatch> {
     ];
     RecordBatch::try_new(audit_schema(), columns).map_err(Error::arrow)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/schema.md embeds the generated column table; regenerate with
+    /// `UPDATE_DOCS=1 cargo test -p genai-audit-core docs_schema`.
+    #[test]
+    fn docs_schema_md_is_in_sync() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schema.md");
+        let doc = std::fs::read_to_string(&path).unwrap_or_default();
+        let (begin, end) = ("<!-- columns:begin -->\n", "<!-- columns:end -->");
+        let table = columns_markdown();
+        let (Some(b), Some(e)) = (doc.find(begin), doc.find(end)) else {
+            panic!("{} lacks the column markers", path.display());
+        };
+        let current = &doc[b + begin.len()..e];
+        if current != table {
+            if std::env::var_os("UPDATE_DOCS").is_some() {
+                let updated = format!("{}{table}{}", &doc[..b + begin.len()], &doc[e..]);
+                std::fs::write(&path, updated).unwrap();
+            } else {
+                panic!(
+                    "docs/schema.md is out of date: run UPDATE_DOCS=1 cargo test -p genai-audit-core docs_schema"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn schema_has_every_column_once_with_the_required_types() {
+        let schema = audit_schema();
+        assert_eq!(schema.fields().len(), COLUMNS.len());
+        let mut names: Vec<_> = COLUMNS.iter().map(|c| c.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), COLUMNS.len());
+        for ts in ["start_time", "end_time", "ingest_time"] {
+            assert_eq!(
+                schema.field_with_name(ts).unwrap().data_type(),
+                &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            );
+        }
+        for money in [
+            "input_cost_usd",
+            "output_cost_usd",
+            "total_cost_usd",
+            "reported_cost_usd",
+        ] {
+            assert!(matches!(
+                schema.field_with_name(money).unwrap().data_type(),
+                DataType::Decimal128(_, s) if *s >= 9
+            ));
+        }
+        assert_eq!(schema_fingerprint().len(), 64);
+    }
+}

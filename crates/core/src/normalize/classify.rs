@@ -62,7 +62,9 @@ fn lookup(name: &str) -> Option<&'static str> {
         return Some(p);
     }
     if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        return PROVIDER_INDEX.get(name.to_ascii_lowercase().as_str()).copied();
+        return PROVIDER_INDEX
+            .get(name.to_ascii_lowercase().as_str())
+            .copied();
     }
     None
 }

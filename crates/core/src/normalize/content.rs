@@ -251,12 +251,18 @@ mod tests {
         let vercel = r#"[{"role":"system","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"Hi"}]}]"#;
         assert_eq!(canon(otel), "Be brief.\nHi");
         assert_eq!(canon(vercel), "Be brief.\nHi");
-        assert_eq!(canon(r#"{"prompt":"Hi","system":"Be brief."}"#), "Be brief.\nHi");
+        assert_eq!(
+            canon(r#"{"prompt":"Hi","system":"Be brief."}"#),
+            "Be brief.\nHi"
+        );
     }
 
     #[test]
     fn truncated_json_is_kept_raw() {
-        assert_eq!(canon(r#"[{"role":"user","content":"Hi"#), r#"[{"role":"user","content":"Hi"#);
+        assert_eq!(
+            canon(r#"[{"role":"user","content":"Hi"#),
+            r#"[{"role":"user","content":"Hi"#
+        );
         assert_eq!(canon("plain text"), "plain text");
     }
 }

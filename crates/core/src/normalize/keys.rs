@@ -376,7 +376,10 @@ mod tests {
         let total: usize = FIELD_KEYS.iter().map(|(_, k)| k.len()).sum();
         assert_eq!(KEY_INDEX.len(), total, "a key appears in two fields");
         for key in KEY_INDEX.keys() {
-            assert!(content_key(key).is_none(), "{key} is both mapped and content");
+            assert!(
+                content_key(key).is_none(),
+                "{key} is both mapped and content"
+            );
         }
         assert_eq!(FIELD_KEYS.len(), FIELD_COUNT);
     }
@@ -387,7 +390,8 @@ mod tests {
         assert_eq!((k.side, k.index, k.is_text), (Side::Prompt, 3, true));
         let k = content_key("gen_ai.completion.0.finish_reason").unwrap();
         assert_eq!((k.side, k.is_text), (Side::Response, false));
-        let k = content_key("llm.input_messages.1.message.contents.0.message_content.text").unwrap();
+        let k =
+            content_key("llm.input_messages.1.message.contents.0.message_content.text").unwrap();
         assert_eq!((k.side, k.index, k.is_text), (Side::Prompt, 1, true));
         assert!(content_key("gen_ai.usage.input_tokens").is_none());
     }

@@ -40,7 +40,7 @@ use crate::cost::{PriceResult, PriceTable, Usage};
 use crate::hash::HashKey;
 use crate::money::Usd;
 use crate::pii::PiiScanner;
-use crate::record::{AuditRecord, CostSource, SpanKind, Source, Status};
+use crate::record::{AuditRecord, CostSource, Source, SpanKind, Status};
 use crate::retention::RetentionPolicy;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -304,12 +304,20 @@ impl Normalizer {
 
     /// Extracts GenAI content from log records correlated to spans by trace and span id (the
     /// official OTel Python instrumentation sends prompts and completions this way).
-    pub fn normalize_logs(&self, req: &ExportLogsServiceRequest, ctx: &IngestContext) -> LogsOutcome {
+    pub fn normalize_logs(
+        &self,
+        req: &ExportLogsServiceRequest,
+        ctx: &IngestContext,
+    ) -> LogsOutcome {
         let mut out = LogsOutcome::default();
         for rl in &req.resource_logs {
             let res = self.resource_info(rl.resource.as_ref(), ctx);
             let Ok(tenant) = res.tenant else {
-                out.uncorrelated += rl.scope_logs.iter().map(|s| s.log_records.len()).sum::<usize>();
+                out.uncorrelated += rl
+                    .scope_logs
+                    .iter()
+                    .map(|s| s.log_records.len())
+                    .sum::<usize>();
                 continue;
             };
             let mut groups: Vec<((&[u8], &[u8]), ContentCollector<'_>)> = Vec::new();
@@ -531,8 +539,8 @@ impl Normalizer {
         if span.start_time_unix_nano == 0 {
             return Err(SkipReason::MissingStartTime);
         }
-        let start_ns =
-            i64::try_from(span.start_time_unix_nano).map_err(|_| SkipReason::TimestampOutOfRange)?;
+        let start_ns = i64::try_from(span.start_time_unix_nano)
+            .map_err(|_| SkipReason::TimestampOutOfRange)?;
         let end_ns = i64::try_from(span.end_time_unix_nano)
             .map_err(|_| SkipReason::TimestampOutOfRange)?
             .max(start_ns);
@@ -598,7 +606,10 @@ impl Normalizer {
             .unwrap_or_default();
         if finish_reasons.is_empty() && !indexed_finish.is_empty() {
             indexed_finish.sort_by_key(|(i, _)| *i);
-            finish_reasons = indexed_finish.iter().filter_map(|(_, v)| as_text(v)).collect();
+            finish_reasons = indexed_finish
+                .iter()
+                .filter_map(|(_, v)| as_text(v))
+                .collect();
         }
         let request_temperature = get(Field::Temperature)
             .and_then(as_f64)
@@ -630,7 +641,13 @@ impl Normalizer {
             .or(time_to_first_token_ms.map(|_| true));
 
         // 6. Usage and cost, on provider calls only.
-        let count = |f: Field| if is_call { get(f).and_then(as_count) } else { None };
+        let count = |f: Field| {
+            if is_call {
+                get(f).and_then(as_count)
+            } else {
+                None
+            }
+        };
         let input_tokens = count(Field::InputTokens);
         let output_tokens = count(Field::OutputTokens);
         let mut cached_input_tokens = count(Field::CachedInputTokens);
@@ -656,10 +673,11 @@ impl Normalizer {
         };
         let reported_prompt = usd(Field::ReportedCostPrompt);
         let reported_completion = usd(Field::ReportedCostCompletion);
-        let reported_cost_usd = usd(Field::ReportedCost).or_else(|| match (reported_prompt, reported_completion) {
-            (Some(p), Some(c)) => p.checked_add(c),
-            (p, c) => p.or(c),
-        });
+        let reported_cost_usd =
+            usd(Field::ReportedCost).or_else(|| match (reported_prompt, reported_completion) {
+                (Some(p), Some(c)) => p.checked_add(c),
+                (p, c) => p.or(c),
+            });
         let start_day = day_of(start_time_us);
         let mut cost = CostColumns::default();
         if is_call {
@@ -739,8 +757,11 @@ impl Normalizer {
         let digest = (!content.is_empty()).then(|| content.digest(&self.key, &self.scanner));
         let pii = digest.as_ref().map(|d| d.pii).unwrap_or_default();
         let data_classification = self.config.classification.classify(pii);
-        let retention_until_days =
-            Some(self.config.retention.until(&tenant, data_classification, start_day));
+        let retention_until_days = Some(self.config.retention.until(
+            &tenant,
+            data_classification,
+            start_day,
+        ));
 
         // 9. Ids and the leftovers.
         let trace_id = const_hex::encode(&span.trace_id);
@@ -766,7 +787,8 @@ impl Normalizer {
             tenant,
             trace_id,
             span_id,
-            parent_span_id: valid_id(&span.parent_span_id, 8).then(|| const_hex::encode(&span.parent_span_id)),
+            parent_span_id: valid_id(&span.parent_span_id, 8)
+                .then(|| const_hex::encode(&span.parent_span_id)),
             call_id,
             span_kind,
             operation,
@@ -839,8 +861,11 @@ struct CostColumns {
 /// Which side a per-message event's body belongs to (semconv ≤ 1.36 event names).
 fn event_side(name: &str) -> Option<Side> {
     match name {
-        "gen_ai.system.message" | "gen_ai.user.message" | "gen_ai.assistant.message"
-        | "gen_ai.tool.message" | "gen_ai.content.prompt" => Some(Side::Prompt),
+        "gen_ai.system.message"
+        | "gen_ai.user.message"
+        | "gen_ai.assistant.message"
+        | "gen_ai.tool.message"
+        | "gen_ai.content.prompt" => Some(Side::Prompt),
         "gen_ai.choice" | "gen_ai.content.completion" => Some(Side::Response),
         _ => None,
     }
@@ -863,20 +888,35 @@ fn collect_event_content<'a>(
         };
         if let Some(ck) = content_key(&kv.key) {
             if ck.is_text {
-                let index = if kv.key == "gen_ai.system_instructions" { 0 } else { seq.saturating_add(1) };
+                let index = if kv.key == "gen_ai.system_instructions" {
+                    0
+                } else {
+                    seq.saturating_add(1)
+                };
                 content.push(ck.side, ck.family.saturating_add(family_offset), index, raw);
             }
         } else if let Some(side) = side {
             // Per-message events put the text in `content` (or `message` for choices).
-            if matches!(kv.key.as_str(), "content" | "message" | "gen_ai.prompt" | "gen_ai.completion") {
-                content.push(side, family_offset.saturating_add(1), seq.saturating_add(1), raw);
+            if matches!(
+                kv.key.as_str(),
+                "content" | "message" | "gen_ai.prompt" | "gen_ai.completion"
+            ) {
+                content.push(
+                    side,
+                    family_offset.saturating_add(1),
+                    seq.saturating_add(1),
+                    raw,
+                );
             }
         }
     }
 }
 
 fn find_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
-    attrs.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref())
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
 }
 
 fn valid_id(id: &[u8], len: usize) -> bool {
@@ -887,7 +927,8 @@ fn valid_id(id: &[u8], len: usize) -> bool {
 fn valid_tenant(t: &str) -> bool {
     (1..=64).contains(&t.len())
         && !t.starts_with('.')
-        && t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 fn day_of(us: i64) -> i32 {

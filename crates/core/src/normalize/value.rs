@@ -160,10 +160,9 @@ pub(crate) fn write_json(out: &mut String, v: &AnyValue) {
 pub(crate) fn write_json_str(out: &mut String, s: &str) {
     out.push('"');
     // Fast path: most keys and values need no escaping (a branch-free scan vectorizes).
-    if !s
-        .bytes()
-        .fold(false, |acc, b| acc | (b < 0x20) | (b == b'"') | (b == b'\\'))
-    {
+    if !s.bytes().fold(false, |acc, b| {
+        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    }) {
         out.push_str(s);
         out.push('"');
         return;
@@ -231,7 +230,10 @@ mod tests {
 
     #[test]
     fn string_lists() {
-        assert_eq!(as_string_list(&s("[\"stop\",\"length\"]")), ["stop", "length"]);
+        assert_eq!(
+            as_string_list(&s("[\"stop\",\"length\"]")),
+            ["stop", "length"]
+        );
         assert_eq!(as_string_list(&s("stop")), ["stop"]);
         assert_eq!(as_string_list(&s("[broken")), ["[broken"]);
     }

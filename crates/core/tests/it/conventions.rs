@@ -86,7 +86,10 @@ pub fn request(resource: Vec<(&str, AnyValue)>, spans: Vec<Span>) -> ExportTrace
 }
 
 fn one(span: Span) -> AuditRecord {
-    let out = normalizer().normalize_traces(&request(vec![("service.name", s("svc"))], vec![span]), &ctx());
+    let out = normalizer().normalize_traces(
+        &request(vec![("service.name", s("svc"))], vec![span]),
+        &ctx(),
+    );
     assert!(out.skipped.is_empty(), "{:?}", out.skipped);
     out.records.into_iter().next().unwrap()
 }
@@ -111,18 +114,27 @@ fn semconv_old_names_and_prompt_events() {
     sp.events = vec![
         Event {
             name: "gen_ai.content.prompt".into(),
-            attributes: attrs(vec![("gen_ai.prompt", s("[{\"role\":\"user\",\"content\":\"mail bob@example.org\"}]"))]),
+            attributes: attrs(vec![(
+                "gen_ai.prompt",
+                s("[{\"role\":\"user\",\"content\":\"mail bob@example.org\"}]"),
+            )]),
             ..Default::default()
         },
         Event {
             name: "gen_ai.content.completion".into(),
-            attributes: attrs(vec![("gen_ai.completion", s("[{\"role\":\"assistant\",\"content\":\"done\"}]"))]),
+            attributes: attrs(vec![(
+                "gen_ai.completion",
+                s("[{\"role\":\"assistant\",\"content\":\"done\"}]"),
+            )]),
             ..Default::default()
         },
     ];
     let r = one(sp);
     assert_eq!(r.provider.as_deref(), Some("openai"));
-    assert_eq!((r.input_tokens, r.output_tokens, r.total_tokens), (Some(100), Some(50), Some(150)));
+    assert_eq!(
+        (r.input_tokens, r.output_tokens, r.total_tokens),
+        (Some(100), Some(50), Some(150))
+    );
     assert_eq!(r.finish_reasons, ["stop"]);
     assert_eq!(r.user_id.as_deref(), Some("alice"));
     assert_eq!(r.http_status_code, Some(200));
@@ -130,8 +142,19 @@ fn semconv_old_names_and_prompt_events() {
     assert!(r.content_captured);
     assert_eq!(r.pii_types, ["EMAIL"]);
     assert_eq!(r.data_classification.as_str(), "confidential");
-    assert_eq!(r.prompt_hash.as_deref(), Some(normalizer().hash_key().hash("mail bob@example.org").as_str()));
-    assert_eq!(r.response_hash.as_deref(), Some(normalizer().hash_key().hash("done").as_str()));
+    assert_eq!(
+        r.prompt_hash.as_deref(),
+        Some(
+            normalizer()
+                .hash_key()
+                .hash("mail bob@example.org")
+                .as_str()
+        )
+    );
+    assert_eq!(
+        r.response_hash.as_deref(),
+        Some(normalizer().hash_key().hash("done").as_str())
+    );
     // gpt-4o: $2.50 in, $10 out per million.
     assert_eq!(r.total_cost_usd.unwrap().to_string(), "0.000750000000");
 }
@@ -154,8 +177,14 @@ fn semconv_new_names_with_cache_reasoning_and_instructions() {
             ("gen_ai.usage.reasoning.output_tokens", i(80)),
             ("gen_ai.response.time_to_first_chunk", d(0.25)),
             ("gen_ai.conversation.id", s("conv-9")),
-            ("gen_ai.input.messages", s("[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"Hi\"}]}]")),
-            ("gen_ai.system_instructions", s("[{\"type\":\"text\",\"content\":\"Be brief.\"}]")),
+            (
+                "gen_ai.input.messages",
+                s("[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"Hi\"}]}]"),
+            ),
+            (
+                "gen_ai.system_instructions",
+                s("[{\"type\":\"text\",\"content\":\"Be brief.\"}]"),
+            ),
         ],
     ));
     assert_eq!(r.provider.as_deref(), Some("anthropic"));
@@ -167,7 +196,10 @@ fn semconv_new_names_with_cache_reasoning_and_instructions() {
     assert_eq!(r.session_id.as_deref(), Some("conv-9"));
     assert_eq!(r.call_id, "anthropic:msg_01");
     // System instructions lead the canonical prompt even when sent after the messages.
-    assert_eq!(r.prompt_hash.as_deref(), Some(normalizer().hash_key().hash("Be brief.\nHi").as_str()));
+    assert_eq!(
+        r.prompt_hash.as_deref(),
+        Some(normalizer().hash_key().hash("Be brief.\nHi").as_str())
+    );
     assert!(!r.attributes.contains("Be brief"));
     assert_eq!(r.cost_source, Some(CostSource::PriceTable));
     // 300 uncached × $3 + 600 cached × $0.30 + 100 cache writes × $3.75, 200 out × $15 (per M).
@@ -202,7 +234,10 @@ fn per_message_events() {
             attributes: attrs(vec![
                 ("index", i(0)),
                 ("finish_reason", s("stop")),
-                ("message", kvl(vec![("role", s("assistant")), ("content", s("Noted."))])),
+                (
+                    "message",
+                    kvl(vec![("role", s("assistant")), ("content", s("Noted."))]),
+                ),
             ]),
             ..Default::default()
         },
@@ -211,8 +246,18 @@ fn per_message_events() {
     assert_eq!(r.pii_types, ["US_SSN"]);
     assert_eq!(r.data_classification.as_str(), "restricted");
     let key = normalizer();
-    assert_eq!(r.prompt_hash.as_deref(), Some(key.hash_key().hash("Be brief.\nMy SSN is 123-45-6789").as_str()));
-    assert_eq!(r.response_hash.as_deref(), Some(key.hash_key().hash("Noted.").as_str()));
+    assert_eq!(
+        r.prompt_hash.as_deref(),
+        Some(
+            key.hash_key()
+                .hash("Be brief.\nMy SSN is 123-45-6789")
+                .as_str()
+        )
+    );
+    assert_eq!(
+        r.response_hash.as_deref(),
+        Some(key.hash_key().hash("Noted.").as_str())
+    );
 }
 
 #[test]
@@ -244,7 +289,10 @@ fn openllmetry_indexed_attributes_and_workflow_wrappers() {
         vec![
             ("traceloop.span.kind", s("workflow")),
             ("traceloop.entity.name", s("support")),
-            ("traceloop.entity.input", s("{\"question\":\"card 4111111111111111\"}")),
+            (
+                "traceloop.entity.input",
+                s("{\"question\":\"card 4111111111111111\"}"),
+            ),
             ("gen_ai.usage.prompt_tokens", i(40)),
         ],
     );
@@ -253,16 +301,29 @@ fn openllmetry_indexed_attributes_and_workflow_wrappers() {
     let (c, w) = (&out.records[0], &out.records[1]);
     assert_eq!(c.span_kind, SpanKind::LlmCall);
     assert_eq!(c.operation.as_deref(), Some("chat"));
-    assert_eq!((c.input_tokens, c.output_tokens, c.total_tokens), (Some(40), Some(10), Some(50)));
+    assert_eq!(
+        (c.input_tokens, c.output_tokens, c.total_tokens),
+        (Some(40), Some(10), Some(50))
+    );
     assert_eq!(c.finish_reasons, ["stop"]);
     assert_eq!(c.user_id.as_deref(), Some("u-1"));
     assert_eq!(c.session_id.as_deref(), Some("s-1"));
-    assert_eq!(c.prompt_hash.as_deref(), Some(normalizer().hash_key().hash("Be brief.\nHi").as_str()));
+    assert_eq!(
+        c.prompt_hash.as_deref(),
+        Some(normalizer().hash_key().hash("Be brief.\nHi").as_str())
+    );
     assert!(!c.attributes.contains("gen_ai.prompt") && !c.attributes.contains("gen_ai.completion"));
     // The workflow keeps its kind, carries no tokens or cost, and keeps its roll-up as attributes.
     assert_eq!(w.span_kind, SpanKind::Workflow);
-    assert_eq!((w.input_tokens, w.total_cost_usd, w.cost_source), (None, None, None));
-    assert!(w.attributes.contains("\"gen_ai.usage.prompt_tokens\":40"), "{}", w.attributes);
+    assert_eq!(
+        (w.input_tokens, w.total_cost_usd, w.cost_source),
+        (None, None, None)
+    );
+    assert!(
+        w.attributes.contains("\"gen_ai.usage.prompt_tokens\":40"),
+        "{}",
+        w.attributes
+    );
     assert!(w.attributes.contains("traceloop.entity.name"));
     assert!(!w.attributes.contains("4111"));
     assert_eq!(w.pii_types, ["CREDIT_CARD"]);
@@ -278,12 +339,18 @@ fn openinference_llm_and_agent_spans() {
             ("llm.provider", s("openai")),
             ("llm.system", s("openai")),
             ("llm.model_name", s("gpt-4o-2024-08-06")),
-            ("llm.invocation_parameters", s("{\"model\":\"gpt-4o\",\"temperature\":0.3,\"max_tokens\":100}")),
+            (
+                "llm.invocation_parameters",
+                s("{\"model\":\"gpt-4o\",\"temperature\":0.3,\"max_tokens\":100}"),
+            ),
             ("llm.token_count.prompt", i(1000)),
             ("llm.token_count.completion", i(100)),
             ("llm.token_count.total", i(1100)),
             ("llm.cost.total", d(0.0035)),
-            ("input.value", s("{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"model\":\"gpt-4o\"}")),
+            (
+                "input.value",
+                s("{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"model\":\"gpt-4o\"}"),
+            ),
             ("input.mime_type", s("application/json")),
             ("output.value", s("Hello")),
             ("llm.input_messages.0.message.role", s("user")),
@@ -310,17 +377,26 @@ fn openinference_llm_and_agent_spans() {
     assert_eq!(l.response_model.as_deref(), Some("gpt-4o-2024-08-06"));
     assert_eq!(l.request_temperature, Some(0.3));
     assert_eq!(l.request_max_tokens, Some(100));
-    assert_eq!((l.input_tokens, l.output_tokens, l.total_tokens), (Some(1000), Some(100), Some(1100)));
+    assert_eq!(
+        (l.input_tokens, l.output_tokens, l.total_tokens),
+        (Some(1000), Some(100), Some(1100))
+    );
     assert_eq!(l.reported_cost_usd.unwrap().to_string(), "0.003500000000");
     // Priced from the table ($2.50 / $10): 0.0025 + 0.001; the reported figure is kept beside it.
     assert_eq!(l.total_cost_usd.unwrap().to_string(), "0.003500000000");
     assert_eq!(l.cost_source, Some(CostSource::PriceTable));
     assert_eq!(l.user_id.as_deref(), Some("oi-user"));
     assert_eq!(l.session_id.as_deref(), Some("oi-session"));
-    assert_eq!(l.prompt_hash.as_deref(), Some(normalizer().hash_key().hash("Hi").as_str()));
+    assert_eq!(
+        l.prompt_hash.as_deref(),
+        Some(normalizer().hash_key().hash("Hi").as_str())
+    );
     assert!(!l.attributes.contains("input.value") && !l.attributes.contains("output.value"));
     assert_eq!(a.span_kind, SpanKind::Agent);
-    assert_eq!((a.total_tokens, a.reported_cost_usd, a.total_cost_usd), (None, None, None));
+    assert_eq!(
+        (a.total_tokens, a.reported_cost_usd, a.total_cost_usd),
+        (None, None, None)
+    );
 }
 
 #[test]
@@ -359,7 +435,10 @@ fn vercel_ai_sdk_wrapper_and_call() {
             ("ai.model.provider", s("openai.chat")),
             ("ai.usage.promptTokens", i(20)),
             ("ai.usage.completionTokens", i(5)),
-            ("ai.prompt", s("{\"system\":\"Be brief.\",\"prompt\":\"Hi\"}")),
+            (
+                "ai.prompt",
+                s("{\"system\":\"Be brief.\",\"prompt\":\"Hi\"}"),
+            ),
             ("ai.response.text", s("Hello")),
             ("ai.telemetry.metadata.userId", s("v-user")),
         ],
@@ -379,7 +458,12 @@ fn vercel_ai_sdk_wrapper_and_call() {
             ("ai.response.id", s("chatcmpl-v1")),
             ("ai.response.model", s("gpt-4o-mini-2024-07-18")),
             ("ai.response.msToFirstChunk", d(120.0)),
-            ("ai.prompt.messages", s("[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}]}]")),
+            (
+                "ai.prompt.messages",
+                s(
+                    "[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}]}]",
+                ),
+            ),
             ("ai.response.text", s("Hello")),
             ("ai.telemetry.metadata.userId", s("v-user")),
             ("ai.telemetry.metadata.sessionId", s("v-session")),
@@ -401,9 +485,21 @@ fn vercel_ai_sdk_wrapper_and_call() {
     assert_eq!(c.session_id.as_deref(), Some("v-session"));
     // Both spans' prompts reduce to the same canonical text.
     assert_eq!(w.prompt_hash, c.prompt_hash);
-    assert_eq!(c.prompt_hash.as_deref(), Some(normalizer().hash_key().hash("Be brief.\nHi").as_str()));
-    let total: i128 = out.records.iter().filter_map(|r| r.total_cost_usd).map(|u| u.raw()).sum();
-    assert_eq!(Some(total), c.total_cost_usd.map(|u| u.raw()), "the wrapper adds no cost");
+    assert_eq!(
+        c.prompt_hash.as_deref(),
+        Some(normalizer().hash_key().hash("Be brief.\nHi").as_str())
+    );
+    let total: i128 = out
+        .records
+        .iter()
+        .filter_map(|r| r.total_cost_usd)
+        .map(|u| u.raw())
+        .sum();
+    assert_eq!(
+        Some(total),
+        c.total_cost_usd.map(|u| u.raw()),
+        "the wrapper adds no cost"
+    );
 }
 
 #[test]
@@ -457,7 +553,10 @@ fn messy_values_are_read_or_ignored_never_fatal() {
             ("gen_ai.request.temperature", s("0.7")),
             ("gen_ai.request.max_tokens", d(256.0)),
             ("gen_ai.response.finish_reasons", arr(vec![s("stop"), i(3)])),
-            ("gen_ai.input.messages", s("[{\"role\":\"user\",\"parts\":[{\"content\":\"truncat")),
+            (
+                "gen_ai.input.messages",
+                s("[{\"role\":\"user\",\"parts\":[{\"content\":\"truncat"),
+            ),
         ],
     ));
     assert_eq!(r.request_model, None);
@@ -470,11 +569,21 @@ fn messy_values_are_read_or_ignored_never_fatal() {
     // Truncated JSON content is hashed as it came.
     assert_eq!(
         r.prompt_hash.as_deref(),
-        Some(normalizer().hash_key().hash("[{\"role\":\"user\",\"parts\":[{\"content\":\"truncat").as_str())
+        Some(
+            normalizer()
+                .hash_key()
+                .hash("[{\"role\":\"user\",\"parts\":[{\"content\":\"truncat")
+                .as_str()
+        )
     );
     // Priced on the response model (date suffix tolerated); no output tokens → input only.
     assert_eq!(r.cost_source, Some(CostSource::PriceTable));
-    assert!(r.price_id.as_deref().unwrap().starts_with("openai/gpt-4.1-mini@"));
+    assert!(
+        r.price_id
+            .as_deref()
+            .unwrap()
+            .starts_with("openai/gpt-4.1-mini@")
+    );
 }
 
 #[test]
@@ -490,14 +599,18 @@ fn unknown_model_is_unpriced_not_zero() {
     ));
     assert_eq!(r.provider.as_deref(), Some("acme-llm"));
     assert_eq!(r.cost_source, Some(CostSource::Unpriced));
-    assert_eq!((r.total_cost_usd, r.input_cost_usd, r.price_id.as_deref()), (None, None, None));
+    assert_eq!(
+        (r.total_cost_usd, r.input_cost_usd, r.price_id.as_deref()),
+        (None, None, None)
+    );
 }
 
 #[test]
 fn tenants_from_resource_auth_or_default() {
     let sp = || span(14, "chat", vec![("gen_ai.request.model", s("gpt-4o"))]);
     let n = normalizer();
-    let from_resource = n.normalize_traces(&request(vec![("tenant.id", s("acme"))], vec![sp()]), &ctx());
+    let from_resource =
+        n.normalize_traces(&request(vec![("tenant.id", s("acme"))], vec![sp()]), &ctx());
     assert_eq!(&*from_resource.records[0].tenant, "acme");
     let default = n.normalize_traces(&request(vec![], vec![sp()]), &ctx());
     assert_eq!(&*default.records[0].tenant, "default");
@@ -509,7 +622,10 @@ fn tenants_from_resource_auth_or_default() {
     assert_eq!(&*authed.records[0].tenant, "bank-a");
     let bad = n.normalize_traces(&request(vec![("tenant.id", s("../x"))], vec![sp()]), &ctx());
     assert!(bad.records.is_empty());
-    assert!(matches!(bad.skipped[0].reason, SkipReason::InvalidTenant { .. }));
+    assert!(matches!(
+        bad.skipped[0].reason,
+        SkipReason::InvalidTenant { .. }
+    ));
     assert_eq!(bad.rejected(), 1);
 }
 
@@ -523,7 +639,11 @@ fn resource_attributes_are_split_into_columns_and_json() {
                 ("deployment.environment", s("prod")),
                 ("host.name", s("node-7")),
             ],
-            vec![span(15, "chat", vec![("gen_ai.request.model", s("gpt-4o"))])],
+            vec![span(
+                15,
+                "chat",
+                vec![("gen_ai.request.model", s("gpt-4o"))],
+            )],
         ),
         &ctx(),
     );
@@ -563,16 +683,26 @@ fn non_genai_and_malformed_spans_are_reported() {
         ]
     );
     assert_eq!((out.rejected(), out.dropped_not_genai()), (3, 1));
-    assert_eq!(out.skipped[1].reason.to_string(), "trace_id must be 16 non-zero bytes, got 8 bytes");
+    assert_eq!(
+        out.skipped[1].reason.to_string(),
+        "trace_id must be 16 non-zero bytes, got 8 bytes"
+    );
 }
 
 #[test]
 fn record_ids_are_stable_and_documented() {
-    let r = one(span(20, "chat", vec![("gen_ai.request.model", s("gpt-4o"))]));
+    let r = one(span(
+        20,
+        "chat",
+        vec![("gen_ai.request.model", s("gpt-4o"))],
+    ));
     // python3: hashlib.sha256(bytes([0xab]*16 + [20]*8)).hexdigest()[:32]
     assert_eq!(r.record_id, "a981c56055a3e6c4c181b70049b083a6");
     assert_eq!(r.record_id.len(), 32);
-    assert_eq!(r.call_id, r.record_id, "no response id: the record is its own call");
+    assert_eq!(
+        r.call_id, r.record_id,
+        "no response id: the record is its own call"
+    );
 }
 
 #[test]
@@ -581,8 +711,22 @@ fn records_convert_to_the_arrow_schema() {
     let req = request(
         vec![],
         vec![
-            span(21, "chat", vec![("gen_ai.request.model", s("gpt-4o")), ("gen_ai.usage.input_tokens", i(3))]),
-            span(22, "agent", vec![("openinference.span.kind", s("AGENT")), ("streaming", b(true))]),
+            span(
+                21,
+                "chat",
+                vec![
+                    ("gen_ai.request.model", s("gpt-4o")),
+                    ("gen_ai.usage.input_tokens", i(3)),
+                ],
+            ),
+            span(
+                22,
+                "agent",
+                vec![
+                    ("openinference.span.kind", s("AGENT")),
+                    ("streaming", b(true)),
+                ],
+            ),
         ],
     );
     let out = n.normalize_traces(&req, &ctx());

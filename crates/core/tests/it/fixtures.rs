@@ -16,7 +16,9 @@ fn fixtures() -> PathBuf {
 
 fn expected() -> Vec<Value> {
     let text = std::fs::read_to_string(fixtures().join("otlp/expected.jsonl")).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn load_pb(rel: &str) -> ExportTraceServiceRequest {
@@ -56,26 +58,61 @@ fn every_asserted_value_matches() {
         let case = format!("{}/{}", exp["library"], exp["case"]);
         let r = record_for(exp);
         assert_eq!(r.trace_id, exp["trace_id"].as_str().unwrap(), "{case}");
-        assert_eq!(r.parent_span_id.as_deref(), opt_str(&exp["parent_span_id"]), "{case}");
+        assert_eq!(
+            r.parent_span_id.as_deref(),
+            opt_str(&exp["parent_span_id"]),
+            "{case}"
+        );
         assert_eq!(r.span_name, exp["span_name"].as_str().unwrap(), "{case}");
-        let start: i64 = exp["start_time_unix_nano"].as_str().unwrap().parse().unwrap();
+        let start: i64 = exp["start_time_unix_nano"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         let end: i64 = exp["end_time_unix_nano"].as_str().unwrap().parse().unwrap();
         assert_eq!(r.start_time_unix_nano, start, "{case}");
         assert_eq!(r.start_time_us, start / 1000, "{case}");
         assert_eq!(r.end_time_us, end / 1000, "{case}");
-        assert!((r.duration_ms - (end - start) as f64 / 1e6).abs() < 1e-9, "{case}");
-        assert_eq!(r.service_name.as_deref(), opt_str(&exp["service_name"]), "{case}");
+        assert!(
+            (r.duration_ms - (end - start) as f64 / 1e6).abs() < 1e-9,
+            "{case}"
+        );
+        assert_eq!(
+            r.service_name.as_deref(),
+            opt_str(&exp["service_name"]),
+            "{case}"
+        );
         assert_eq!(r.provider.as_deref(), opt_str(&exp["provider"]), "{case}");
         assert_eq!(r.operation.as_deref(), opt_str(&exp["operation"]), "{case}");
-        assert_eq!(r.request_model.as_deref(), opt_str(&exp["request_model"]), "{case}");
-        assert_eq!(r.response_model.as_deref(), opt_str(&exp["response_model"]), "{case}");
-        assert_eq!(r.response_id.as_deref(), opt_str(&exp["response_id"]), "{case}");
+        assert_eq!(
+            r.request_model.as_deref(),
+            opt_str(&exp["request_model"]),
+            "{case}"
+        );
+        assert_eq!(
+            r.response_model.as_deref(),
+            opt_str(&exp["response_model"]),
+            "{case}"
+        );
+        assert_eq!(
+            r.response_id.as_deref(),
+            opt_str(&exp["response_id"]),
+            "{case}"
+        );
         // Values the span carries are asserted exactly; a value it does not carry must not be
         // invented, except totals, which are derived (input + output) and checked against truth.
         assert_eq!(r.input_tokens, opt_i64(&exp["input_tokens"]), "{case}");
         assert_eq!(r.output_tokens, opt_i64(&exp["output_tokens"]), "{case}");
-        assert_eq!(r.cached_input_tokens, opt_i64(&exp["cached_input_tokens"]), "{case}");
-        assert_eq!(r.reasoning_tokens, opt_i64(&exp["reasoning_tokens"]), "{case}");
+        assert_eq!(
+            r.cached_input_tokens,
+            opt_i64(&exp["cached_input_tokens"]),
+            "{case}"
+        );
+        assert_eq!(
+            r.reasoning_tokens,
+            opt_i64(&exp["reasoning_tokens"]),
+            "{case}"
+        );
         assert_eq!(
             r.cache_write_input_tokens,
             opt_i64(&exp["cache_creation_input_tokens"]),
@@ -90,14 +127,29 @@ fn every_asserted_value_matches() {
             assert_eq!(r.total_tokens, Some(want), "{case}");
         }
         assert_eq!(r.user_id.as_deref(), opt_str(&exp["user_id"]), "{case}");
-        assert_eq!(r.session_id.as_deref(), opt_str(&exp["session_id"]), "{case}");
+        assert_eq!(
+            r.session_id.as_deref(),
+            opt_str(&exp["session_id"]),
+            "{case}"
+        );
         let is_error = exp["is_error"].as_bool().unwrap();
         assert_eq!(r.status == Status::Error, is_error, "{case}");
         if !is_error {
-            assert!(r.error_type.is_none() && r.error_message.is_none(), "{case}");
+            assert!(
+                r.error_type.is_none() && r.error_message.is_none(),
+                "{case}"
+            );
         }
-        assert_eq!(r.error_type.as_deref(), opt_str(&exp["error_type"]), "{case}");
-        assert_eq!(r.error_message.as_deref(), opt_str(&exp["status_message"]), "{case}");
+        assert_eq!(
+            r.error_type.as_deref(),
+            opt_str(&exp["error_type"]),
+            "{case}"
+        );
+        assert_eq!(
+            r.error_message.as_deref(),
+            opt_str(&exp["status_message"]),
+            "{case}"
+        );
         if is_error {
             // Parsed from the SDK's "Error code: NNN" message; the truth knows the real status.
             assert_eq!(
@@ -106,7 +158,11 @@ fn every_asserted_value_matches() {
                 "{case}"
             );
         }
-        assert_eq!(r.content_captured, exp["content_captured"].as_bool().unwrap(), "{case}");
+        assert_eq!(
+            r.content_captured,
+            exp["content_captured"].as_bool().unwrap(),
+            "{case}"
+        );
         assert_eq!(r.prompt_hash.is_some(), r.content_captured, "{case}");
         let want_pii = exp["pii_expected"].as_bool().unwrap();
         assert_eq!(r.pii_detected, want_pii, "{case}");
@@ -144,10 +200,17 @@ fn no_content_survives_anywhere_in_the_record() {
         }
         secrets.push("You are a concise, helpful assistant.".to_owned());
         for s in secrets {
-            assert!(!serialized.contains(&s), "{}: record contains {s:?}", exp["case"]);
+            assert!(
+                !serialized.contains(&s),
+                "{}: record contains {s:?}",
+                exp["case"]
+            );
         }
         for key in exp["content_attributes"].as_array().unwrap() {
-            assert!(!r.attributes.contains(key.as_str().unwrap()), "{key} left in attributes");
+            assert!(
+                !r.attributes.contains(key.as_str().unwrap()),
+                "{key} left in attributes"
+            );
         }
     }
 }
@@ -188,7 +251,12 @@ fn same_call_hashes_the_same_across_instrumentations() {
     );
     assert_eq!(
         v2.response_hash.as_deref(),
-        Some(normalizer().hash_key().hash(exp["truth"]["reply"].as_str().unwrap()).as_str())
+        Some(
+            normalizer()
+                .hash_key()
+                .hash(exp["truth"]["reply"].as_str().unwrap())
+                .as_str()
+        )
     );
 }
 
@@ -200,8 +268,9 @@ fn content_in_log_records_is_correlated_to_its_span() {
     for rs in &mut span_req.resource_spans {
         for ss in &mut rs.scope_spans {
             for s in &mut ss.spans {
-                s.attributes
-                    .retain(|kv| !kv.key.starts_with("gen_ai.input") && !kv.key.starts_with("gen_ai.output"));
+                s.attributes.retain(|kv| {
+                    !kv.key.starts_with("gen_ai.input") && !kv.key.starts_with("gen_ai.output")
+                });
             }
         }
     }
@@ -221,13 +290,22 @@ fn content_in_log_records_is_correlated_to_its_span() {
     assert_eq!(r.pii_types, ["CREDIT_CARD", "EMAIL", "PHONE"]);
     assert_eq!(r.data_classification.as_str(), "restricted");
     // Same canonical text as the span-attribute capture of the same call.
-    let with_attrs = n.normalize_traces(&load_pb("otlp/openai-v2/chat_pii.pb"), &ctx()).records;
+    let with_attrs = n
+        .normalize_traces(&load_pb("otlp/openai-v2/chat_pii.pb"), &ctx())
+        .records;
     assert_eq!(r.prompt_hash, with_attrs[0].prompt_hash);
     assert_eq!(r.response_hash, with_attrs[0].response_hash);
     // The logs JSON capture gives the same digest.
-    let text = std::fs::read_to_string(fixtures().join("otlp/openai-v2/logs/chat_pii.json")).unwrap();
-    let logs_json: ExportLogsServiceRequest = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-    assert_eq!(n.normalize_logs(&logs_json, &ctx()).contents[0].digest.prompt_hash, r.prompt_hash);
+    let text =
+        std::fs::read_to_string(fixtures().join("otlp/openai-v2/logs/chat_pii.json")).unwrap();
+    let logs_json: ExportLogsServiceRequest =
+        serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        n.normalize_logs(&logs_json, &ctx()).contents[0]
+            .digest
+            .prompt_hash,
+        r.prompt_hash
+    );
 }
 
 #[test]
@@ -245,7 +323,12 @@ fn costs_of_the_captured_calls() {
     assert_eq!(v2.input_cost_usd.unwrap().to_string(), "0.002468000000");
     assert_eq!(v2.output_cost_usd.unwrap().to_string(), "0.004536000000");
     assert_eq!(v2.total_cost_usd.unwrap().to_string(), "0.007004000000");
-    assert!(v2.price_id.as_deref().unwrap().starts_with("openai/gpt-4.1@"));
+    assert!(
+        v2.price_id
+            .as_deref()
+            .unwrap()
+            .starts_with("openai/gpt-4.1@")
+    );
     // Traceloop reports 200 cached tokens: 1034 × $2 + 200 × $0.50 per million.
     let tl = find("traceloop-openai", "chat_basic");
     assert_eq!(tl.input_cost_usd.unwrap().to_string(), "0.002168000000");
@@ -257,5 +340,8 @@ fn costs_of_the_captured_calls() {
     let err = find("openai-v2", "error_429");
     assert_eq!(err.total_cost_usd, None);
     assert_eq!(err.cost_source, Some(CostSource::Unpriced));
-    assert!(err.price_id.is_some(), "the model is known even if usage is not");
+    assert!(
+        err.price_id.is_some(),
+        "the model is known even if usage is not"
+    );
 }

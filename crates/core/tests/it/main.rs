@@ -1,4 +1,5 @@
 //! Integration tests of genai-audit-core: real captures, every convention, robustness.
+#![allow(clippy::unwrap_used)]
 
 mod conventions;
 mod fixtures;
@@ -8,7 +9,10 @@ use genai_audit_core::{HashKey, IngestContext, Normalizer, NormalizerConfig, Sou
 
 /// A normalizer with a fixed test key and the shipped price table.
 pub fn normalizer() -> Normalizer {
-    Normalizer::new(NormalizerConfig::default(), HashKey::new(&[42u8; 32]).unwrap())
+    Normalizer::new(
+        NormalizerConfig::default(),
+        HashKey::new(&[42u8; 32]).unwrap(),
+    )
 }
 
 /// A context as the HTTP receiver would build it.

@@ -14,17 +14,41 @@ use crate::{ctx, normalizer};
 
 /// Keys every convention uses, so random spans hit the real code paths.
 const KEYS: &[&str] = &[
-    "gen_ai.operation.name", "gen_ai.system", "gen_ai.provider.name", "gen_ai.request.model",
-    "gen_ai.response.model", "gen_ai.response.id", "gen_ai.usage.input_tokens",
-    "gen_ai.usage.output_tokens", "gen_ai.usage.cache_read.input_tokens",
-    "gen_ai.usage.reasoning.output_tokens", "gen_ai.response.finish_reasons",
-    "gen_ai.request.temperature", "gen_ai.response.time_to_first_chunk", "gen_ai.input.messages",
-    "gen_ai.output.messages", "gen_ai.system_instructions", "gen_ai.prompt.0.content",
-    "gen_ai.completion.7.finish_reason", "llm.input_messages.x.message.content",
-    "llm.invocation_parameters", "llm.token_count.prompt", "llm.cost.total",
-    "openinference.span.kind", "traceloop.span.kind", "llm.request.type", "ai.operationId",
-    "ai.usage.promptTokens", "ai.prompt", "ai.response.msToFirstChunk", "input.value",
-    "user.id", "http.response.status_code", "error.type", "tenant.id", "x.other",
+    "gen_ai.operation.name",
+    "gen_ai.system",
+    "gen_ai.provider.name",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "gen_ai.response.id",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.reasoning.output_tokens",
+    "gen_ai.response.finish_reasons",
+    "gen_ai.request.temperature",
+    "gen_ai.response.time_to_first_chunk",
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.prompt.0.content",
+    "gen_ai.completion.7.finish_reason",
+    "llm.input_messages.x.message.content",
+    "llm.invocation_parameters",
+    "llm.token_count.prompt",
+    "llm.cost.total",
+    "openinference.span.kind",
+    "traceloop.span.kind",
+    "llm.request.type",
+    "ai.operationId",
+    "ai.usage.promptTokens",
+    "ai.prompt",
+    "ai.response.msToFirstChunk",
+    "input.value",
+    "user.id",
+    "http.response.status_code",
+    "error.type",
+    "tenant.id",
+    "x.other",
 ];
 
 fn any_value() -> impl Strategy<Value = AnyValue> {
@@ -57,7 +81,11 @@ fn any_value() -> impl Strategy<Value = AnyValue> {
                     opentelemetry_proto::tonic::common::v1::KeyValueList {
                         values: kvs
                             .into_iter()
-                            .map(|(key, v)| KeyValue { key, value: Some(v), ..Default::default() })
+                            .map(|(key, v)| KeyValue {
+                                key,
+                                value: Some(v),
+                                ..Default::default()
+                            })
                             .collect(),
                     }
                 )),
@@ -68,12 +96,19 @@ fn any_value() -> impl Strategy<Value = AnyValue> {
 
 fn attributes() -> impl Strategy<Value = Vec<KeyValue>> {
     proptest::collection::vec(
-        (prop::sample::select(KEYS), proptest::option::weighted(0.95, any_value())),
+        (
+            prop::sample::select(KEYS),
+            proptest::option::weighted(0.95, any_value()),
+        ),
         0..12,
     )
     .prop_map(|kvs| {
         kvs.into_iter()
-            .map(|(k, value)| KeyValue { key: k.to_owned(), value, ..Default::default() })
+            .map(|(k, value)| KeyValue {
+                key: k.to_owned(),
+                value,
+                ..Default::default()
+            })
             .collect()
     })
 }
@@ -85,7 +120,13 @@ fn span() -> impl Strategy<Value = Span> {
         any::<u64>(),
         any::<u64>(),
         attributes(),
-        proptest::collection::vec(("exception|gen_ai.choice|gen_ai.user.message|gen_ai.content.prompt", attributes()), 0..3),
+        proptest::collection::vec(
+            (
+                "exception|gen_ai.choice|gen_ai.user.message|gen_ai.content.prompt",
+                attributes(),
+            ),
+            0..3,
+        ),
     )
         .prop_map(|(trace_id, span_id, start, end, attributes, events)| Span {
             trace_id,
@@ -95,7 +136,11 @@ fn span() -> impl Strategy<Value = Span> {
             attributes,
             events: events
                 .into_iter()
-                .map(|(name, attributes)| Event { name, attributes, ..Default::default() })
+                .map(|(name, attributes)| Event {
+                    name,
+                    attributes,
+                    ..Default::default()
+                })
                 .collect(),
             ..Default::default()
         })

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The project's one test command (README, .ci/run): installs what the tests need, then runs
+# formatting and lint checks and the whole test suite. Safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Reuse one build directory outside the clone: fresh CI clones stay fast.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/genai-audit-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+# Python packages used by the cross-engine and real-client tests.
+if [ -f tests/requirements.txt ]; then
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --all-targets
+# Doc examples are tests too (--all-targets does not run them).
+cargo test --workspace --doc
