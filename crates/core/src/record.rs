@@ -79,7 +79,8 @@ impl Status {
 pub enum CostSource {
     /// Computed from the price table entry named in `price_id`.
     PriceTable,
-    /// No price entry matched, but the span reported its own cost; that figure is used.
+    /// The price table gave no cost (unknown model, or no token usage on the span), but the span
+    /// reported its own cost; that figure is used. `price_id` is set when the model was known.
     Reported,
     /// No cost could be established: unknown model, or no token usage on the span.
     Unpriced,

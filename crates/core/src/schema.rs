@@ -399,7 +399,7 @@ pub const COLUMNS: &[ColumnDef] = &[
         T::Text,
         false,
         "outcome",
-        "`ok`, `error` or `unset` (from the span status; `error` also when `error.type` is set).",
+        "`ok`, `error` or `unset`: the span status; an UNSET status with an `error.type` attribute counts as `error`.",
     ),
     col(
         "error_type",
@@ -413,7 +413,7 @@ pub const COLUMNS: &[ColumnDef] = &[
         T::Text,
         true,
         "outcome",
-        "Span status message, else the exception message.",
+        "Span status message (for ERROR status), else the message of the first exception event.",
     ),
     col(
         "http_status_code",

@@ -54,6 +54,9 @@ const PROVIDERS: &[(&str, &str)] = &[
     ("fireworks", "fireworks"),
 ];
 
+/// Names that only match exactly, never as the cut-back prefix of a longer name.
+const BROAD: &[&str] = &["aws", "azure", "google", "gcp", "az", "ibm"];
+
 static PROVIDER_INDEX: LazyLock<FxHashMap<&'static str, &'static str>> =
     LazyLock::new(|| PROVIDERS.iter().copied().collect());
 
@@ -74,16 +77,21 @@ fn lookup(name: &str) -> Option<&'static str> {
 /// one segment at a time until a known name matches; unknown names are kept, lowercased.
 pub(crate) fn normalize_provider(raw: &str) -> String {
     let raw = raw.trim();
+    if let Some(p) = lookup(raw) {
+        return p.to_owned();
+    }
     let mut candidate = raw;
-    loop {
+    while let Some(i) = candidate.rfind('.') {
+        candidate = &candidate[..i];
+        // Cloud umbrella names are too broad to cut back to: `aws.sagemaker` is not Bedrock.
+        if BROAD.iter().any(|b| b.eq_ignore_ascii_case(candidate)) {
+            break;
+        }
         if let Some(p) = lookup(candidate) {
             return p.to_owned();
         }
-        match candidate.rfind('.') {
-            Some(i) => candidate = &candidate[..i],
-            None => return raw.to_ascii_lowercase(),
-        }
     }
+    raw.to_ascii_lowercase()
 }
 
 /// Signals that decide a span's kind, in the order they are trusted.
@@ -127,6 +135,11 @@ pub(crate) fn classify(s: &KindSignals<'_>) -> (SpanKind, Option<String>) {
             "invoke_agent" | "create_agent" => SpanKind::Agent,
             "invoke_workflow" | "workflow" => SpanKind::Workflow,
             _ => SpanKind::OtherGenai,
+        };
+        let op = match op.as_str() {
+            "embedding" | "embed" => "embeddings".to_owned(),
+            "completion" => "text_completion".to_owned(),
+            _ => op,
         };
         return (kind, Some(op));
     }
@@ -198,6 +211,9 @@ mod tests {
             ("xai.chat", "x_ai"),
             ("deepseek.chat", "deepseek"),
             ("SomethingNew", "somethingnew"),
+            ("aws", "aws.bedrock"),
+            ("aws.sagemaker", "aws.sagemaker"),
+            ("azure.foo", "azure.foo"),
         ] {
             assert_eq!(normalize_provider(raw), want, "{raw}");
         }

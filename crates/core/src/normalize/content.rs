@@ -139,6 +139,9 @@ impl<'a> ContentCollector<'a> {
                 }
                 canonical.push_str(&text);
             }
+            if canonical.is_empty() {
+                continue;
+            }
             d.pii = d.pii.union(scanner.scan(&canonical));
             let chars = canonical.chars().count() as i64;
             let hash = key.hash(&canonical);
@@ -190,7 +193,8 @@ fn text_of_str(s: &str, out: &mut Vec<String>) {
 
 fn collect_json(v: &Json, out: &mut Vec<String>) {
     match v {
-        Json::String(s) => text_of_str(s, out),
+        // A message that is itself JSON is content as typed: only the outer layer is structure.
+        Json::String(s) if !s.is_empty() => out.push(s.clone()),
         Json::Array(items) => items.iter().for_each(|i| collect_json(i, out)),
         Json::Object(map) => {
             for k in LEADING_KEYS {
@@ -255,6 +259,19 @@ mod tests {
             canon(r#"{"prompt":"Hi","system":"Be brief."}"#),
             "Be brief.\nHi"
         );
+    }
+
+    #[test]
+    fn object_keys_are_walked_in_sorted_order() {
+        // Guards against serde_json's `preserve_order` feature being switched on by a
+        // dependency: hashes of stored records would silently change.
+        assert_eq!(canon(r#"{"b":"2","a":"1"}"#), "1\n2");
+    }
+
+    #[test]
+    fn json_typed_by_the_user_is_kept_as_typed() {
+        let s = r#"[{"role":"user","content":"{\"k\": [1, 2]}"}]"#;
+        assert_eq!(canon(s), r#"{"k": [1, 2]}"#);
     }
 
     #[test]

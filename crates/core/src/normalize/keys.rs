@@ -61,6 +61,7 @@ pub(crate) const FIELD_KEYS: &[(Field, &[&str])] = &[
             "gen_ai.system",
             "llm.provider",
             "llm.system",
+            "llm.vendor",
             "ai.model.provider",
         ],
     ),
@@ -86,6 +87,7 @@ pub(crate) const FIELD_KEYS: &[(Field, &[&str])] = &[
         Field::FinishReasons,
         &[
             "gen_ai.response.finish_reasons",
+            "gen_ai.response.finish_reason",
             "ai.response.finishReason",
             "llm.response.finish_reason",
         ],
@@ -95,6 +97,7 @@ pub(crate) const FIELD_KEYS: &[(Field, &[&str])] = &[
         &[
             "gen_ai.request.temperature",
             "llm.request.temperature",
+            "llm.temperature",
             "ai.settings.temperature",
         ],
     ),
@@ -112,6 +115,7 @@ pub(crate) const FIELD_KEYS: &[(Field, &[&str])] = &[
         &[
             "gen_ai.request.stream",
             "gen_ai.is_streaming",
+            "gen_ai.request.is_stream",
             "llm.is_streaming",
         ],
     ),
@@ -197,6 +201,7 @@ pub(crate) const FIELD_KEYS: &[(Field, &[&str])] = &[
             "enduser.id",
             "gen_ai.request.user",
             "gen_ai.user",
+            "llm.user",
             "traceloop.association.properties.user_id",
             "ai.telemetry.metadata.userId",
         ],
@@ -295,6 +300,9 @@ const PLAIN_CONTENT_KEYS: &[(&str, Side, u8)] = &[
     ("ai.embeddings", Side::Drop, 9),
     ("gen_ai.tool.call.arguments", Side::Prompt, 8),
     ("gen_ai.tool.call.result", Side::Response, 8),
+    ("llm.prompts", Side::Prompt, 2),
+    ("llm.completions", Side::Response, 2),
+    ("embedding.embeddings", Side::Prompt, 9),
     ("input.value", Side::Prompt, 8),
     ("output.value", Side::Response, 8),
     ("traceloop.entity.input", Side::Prompt, 9),
@@ -308,8 +316,9 @@ const INDEXED_CONTENT_PREFIXES: &[(&str, Side, u8)] = &[
     ("llm.input_messages.", Side::Prompt, 2),
     ("llm.output_messages.", Side::Response, 2),
     ("llm.prompts.", Side::Prompt, 2),
+    ("llm.completions.", Side::Response, 2),
     ("llm.prompt_template.", Side::Prompt, 9),
-    ("embedding.embeddings.", Side::Drop, 9),
+    ("embedding.embeddings.", Side::Prompt, 9),
 ];
 
 static PLAIN_CONTENT_INDEX: LazyLock<FxHashMap<&'static str, (Side, u8)>> = LazyLock::new(|| {
@@ -331,26 +340,36 @@ pub(crate) fn content_key(key: &str) -> Option<ContentKey> {
     }
     for (prefix, side, family) in INDEXED_CONTENT_PREFIXES {
         if let Some(rest) = key.strip_prefix(prefix) {
-            let (index, suffix) = match rest.split_once('.') {
-                Some((n, suffix)) => (n.parse::<u32>().ok(), suffix),
-                None => (rest.parse::<u32>().ok(), ""),
+            let (n, suffix) = rest.split_once('.').unwrap_or((rest, ""));
+            let Ok(index) = n.parse::<u32>() else {
+                // Not a message index (`llm.prompt_template.template`, `gen_ai.prompt.name`):
+                // still removed from `attributes`, but only template text counts as content.
+                return Some(ContentKey {
+                    side: *side,
+                    family: *family,
+                    index: u32::MAX,
+                    is_text: matches!(rest, "template" | "variables"),
+                });
             };
+            // Embedding vectors are numbers, not content: removed, never hashed.
+            if *prefix == "embedding.embeddings." && !suffix.ends_with("text") {
+                return Some(ContentKey {
+                    side: Side::Drop,
+                    family: *family,
+                    index,
+                    is_text: false,
+                });
+            }
             let is_text = matches!(
                 suffix,
-                "" | "content"
-                    | "message.content"
-                    | "prompt"
-                    | "text"
-                    | "variables"
-                    | "template"
-                    | "arguments"
+                "" | "content" | "message.content" | "prompt" | "text" | "arguments"
             ) || suffix.ends_with(".text")
                 || suffix.ends_with(".arguments")
                 || suffix.ends_with(".content");
             return Some(ContentKey {
                 side: *side,
                 family: *family,
-                index: index.unwrap_or(u32::MAX),
+                index,
                 is_text,
             });
         }
@@ -382,12 +401,22 @@ mod tests {
             );
         }
         assert_eq!(FIELD_KEYS.len(), FIELD_COUNT);
+        for (i, (field, _)) in FIELD_KEYS.iter().enumerate() {
+            assert_eq!(*field as usize, i, "FIELD_KEYS must follow the Field order");
+        }
     }
 
     #[test]
     fn indexed_content_keys() {
         let k = content_key("gen_ai.prompt.3.content").unwrap();
         assert_eq!((k.side, k.index, k.is_text), (Side::Prompt, 3, true));
+        let k = content_key("embedding.embeddings.0.embedding.text").unwrap();
+        assert_eq!((k.side, k.is_text), (Side::Prompt, true));
+        let k = content_key("embedding.embeddings.0.embedding.vector").unwrap();
+        assert_eq!(k.side, Side::Drop);
+        assert!(!content_key("gen_ai.prompt.name").unwrap().is_text);
+        assert!(!content_key("llm.prompt_template.version").unwrap().is_text);
+        assert!(content_key("llm.prompt_template.template").unwrap().is_text);
         let k = content_key("gen_ai.completion.0.finish_reason").unwrap();
         assert_eq!((k.side, k.is_text), (Side::Response, false));
         let k =

@@ -31,7 +31,9 @@ pub use content::ContentDigest;
 
 use self::classify::{KindSignals, classify, normalize_provider};
 use self::content::{ContentCollector, Raw};
-use self::keys::{FIELD_COUNT, Field, KEY_INDEX, Side, content_key, is_genai_key, is_usage_field};
+use self::keys::{
+    FIELD_COUNT, FIELD_KEYS, Field, KEY_INDEX, Side, content_key, is_genai_key, is_usage_field,
+};
 use self::value::{
     as_bool, as_count, as_f64, as_i64, as_str, as_string_list, as_text, write_json, write_json_str,
 };
@@ -488,7 +490,9 @@ impl Normalizer {
             let Some(v) = &kv.value else { continue };
             let key = kv.key.as_str();
             if let Some(&(field, rank)) = KEY_INDEX.get(key) {
-                genai = true;
+                // Generic keys (`user.id`, `http.*`, `error.type`) fill columns but do not by
+                // themselves make a span a GenAI span.
+                genai |= is_genai_key(key);
                 let slot = &mut slots[field as usize];
                 if slot.is_none_or(|(r, _)| rank < r) {
                     *slot = Some((rank, v));
@@ -497,7 +501,7 @@ impl Normalizer {
                 continue;
             }
             if let Some(ck) = content_key(key) {
-                genai = true;
+                genai |= is_genai_key(key);
                 if ck.is_text {
                     let raw = match as_str(v) {
                         Some(s) => Raw::Str(s),
@@ -547,9 +551,10 @@ impl Normalizer {
         let start_time_us = start_ns.div_euclid(1000);
         let end_time_us = end_ns.div_euclid(1000);
 
+        let attrs = span.attributes.as_slice();
         let get = |f: Field| slots[f as usize].map(|(_, v)| v);
-        let get_str = |f: Field| get(f).and_then(as_str);
-        let get_text = |f: Field| get(f).and_then(as_text);
+        let get_str = |f: Field| read(&slots, attrs, f, as_str);
+        let get_text = |f: Field| read(&slots, attrs, f, as_text);
 
         // 3. Events: exceptions and content.
         let mut exc = ExceptionInfo::default();
@@ -601,9 +606,10 @@ impl Normalizer {
             .or_else(|| oi_model.clone());
         let response_model = get_text(Field::ResponseModel).or(oi_model);
         let response_id = get_text(Field::ResponseId);
-        let mut finish_reasons = get(Field::FinishReasons)
-            .map(as_string_list)
-            .unwrap_or_default();
+        let mut finish_reasons = read(&slots, attrs, Field::FinishReasons, |v| {
+            Some(as_string_list(v)).filter(|l| !l.is_empty())
+        })
+        .unwrap_or_default();
         if finish_reasons.is_empty() && !indexed_finish.is_empty() {
             indexed_finish.sort_by_key(|(i, _)| *i);
             finish_reasons = indexed_finish
@@ -611,22 +617,19 @@ impl Normalizer {
                 .filter_map(|(_, v)| as_text(v))
                 .collect();
         }
-        let request_temperature = get(Field::Temperature)
-            .and_then(as_f64)
+        let request_temperature = read(&slots, attrs, Field::Temperature, as_f64)
             .or_else(|| inv("temperature").and_then(|t| t.as_f64()));
-        let request_max_tokens = get(Field::MaxTokens).and_then(as_i64).or_else(|| {
+        let request_max_tokens = read(&slots, attrs, Field::MaxTokens, as_i64).or_else(|| {
             ["max_tokens", "max_completion_tokens", "max_output_tokens"]
                 .iter()
                 .find_map(|k| inv(k).and_then(|t| t.as_i64()))
         });
-        let time_to_first_token_ms = get(Field::TtftSeconds)
-            .and_then(as_f64)
+        let non_negative = |v: &AnyValue| as_f64(v).filter(|x| *x >= 0.0);
+        let time_to_first_token_ms = read(&slots, attrs, Field::TtftSeconds, non_negative)
             .map(|s| s * 1000.0)
-            .or_else(|| get(Field::TtftMillis).and_then(as_f64))
-            .filter(|ms| *ms >= 0.0);
+            .or_else(|| read(&slots, attrs, Field::TtftMillis, non_negative));
         let vercel_op = get_str(Field::VercelOperationId);
-        let streaming = get(Field::Streaming)
-            .and_then(as_bool)
+        let streaming = read(&slots, attrs, Field::Streaming, as_bool)
             .or_else(|| {
                 vercel_op.and_then(|op| {
                     if op.contains("doStream") || op.starts_with("ai.stream") {
@@ -643,7 +646,7 @@ impl Normalizer {
         // 6. Usage and cost, on provider calls only.
         let count = |f: Field| {
             if is_call {
-                get(f).and_then(as_count)
+                read(&slots, attrs, f, as_count)
             } else {
                 None
             }
@@ -669,7 +672,8 @@ impl Normalizer {
             if !is_call {
                 return None;
             }
-            get(f).and_then(as_f64).and_then(Usd::from_f64)
+            // A negative cost is not a cost: ignore it rather than subtract it.
+            read(&slots, attrs, f, non_negative).and_then(Usd::from_f64)
         };
         let reported_prompt = usd(Field::ReportedCostPrompt);
         let reported_completion = usd(Field::ReportedCostCompletion);
@@ -746,12 +750,17 @@ impl Normalizer {
         } else {
             Status::Unset
         };
-        let error_message = status_message.or(exc.message).map(str::to_owned);
-        let http_status_code = get(Field::HttpStatus)
-            .and_then(as_i64)
-            .and_then(|c| i32::try_from(c).ok())
-            .filter(|c| (100..=599).contains(c))
-            .or_else(|| error_message.as_deref().and_then(sdk_error_code));
+        // The OTLP status message is only meaningful with an ERROR status.
+        let error_message = status_message
+            .filter(|_| status_code == StatusCode::Error as i32)
+            .or(exc.message)
+            .map(str::to_owned);
+        let http_status_code = read(&slots, attrs, Field::HttpStatus, |v| {
+            as_i64(v)
+                .and_then(|c| i32::try_from(c).ok())
+                .filter(|c| (100..=599).contains(c))
+        })
+        .or_else(|| error_message.as_deref().and_then(sdk_error_code));
 
         // 8. Content → hashes and PII; classification; retention.
         let digest = (!content.is_empty()).then(|| content.digest(&self.key, &self.scanner));
@@ -910,6 +919,26 @@ fn collect_event_content<'a>(
             }
         }
     }
+}
+
+/// Reads a field: the preferred key's value if it parses, else the next keys in order (an
+/// unusable `"none"` must not hide a good value under another convention's key).
+fn read<'a, T>(
+    slots: &[Option<(u8, &'a AnyValue)>; FIELD_COUNT],
+    attrs: &'a [KeyValue],
+    field: Field,
+    parse: impl Fn(&'a AnyValue) -> Option<T>,
+) -> Option<T> {
+    let (rank, v) = slots[field as usize]?;
+    if let Some(x) = parse(v) {
+        return Some(x);
+    }
+    FIELD_KEYS[field as usize]
+        .1
+        .iter()
+        .skip(usize::from(rank) + 1)
+        .filter_map(|key| find_attr(attrs, key))
+        .find_map(parse)
 }
 
 fn find_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {

@@ -734,3 +734,128 @@ fn records_convert_to_the_arrow_schema() {
     assert_eq!(batch.num_rows(), 2);
     assert_eq!(batch.schema(), genai_audit_core::audit_schema());
 }
+
+/// Regressions from the review of docs/conventions.md against the code.
+mod review {
+    use super::*;
+
+    #[test]
+    fn generic_keys_alone_do_not_make_a_genai_span() {
+        let http = span(
+            30,
+            "GET /v1/things",
+            vec![
+                ("http.response.status_code", i(200)),
+                ("server.address", s("api.internal")),
+                ("error.type", s("timeout")),
+                ("user.id", s("u1")),
+            ],
+        );
+        let out = normalizer().normalize_traces(&request(vec![], vec![http]), &ctx());
+        assert!(out.records.is_empty());
+        assert_eq!(out.skipped[0].reason, SkipReason::NotGenAi);
+    }
+
+    #[test]
+    fn openinference_prompt_lists_and_embedding_text_are_content() {
+        let llm = span(
+            31,
+            "llm",
+            vec![
+                ("openinference.span.kind", s("LLM")),
+                ("llm.prompts", arr(vec![s("secret prompt a@b.co")])),
+                ("llm.completions.0.text", s("done")),
+                ("gen_ai.prompt.name", s("greeting")),
+            ],
+        );
+        let emb = span(
+            32,
+            "embed",
+            vec![
+                ("openinference.span.kind", s("EMBEDDING")),
+                ("embedding.model_name", s("text-embedding-3-small")),
+                (
+                    "embedding.embeddings.0.embedding.text",
+                    s("call me at +1-202-555-0143"),
+                ),
+                (
+                    "embedding.embeddings.0.embedding.vector",
+                    arr(vec![d(0.1), d(0.2)]),
+                ),
+            ],
+        );
+        let out = normalizer().normalize_traces(&request(vec![], vec![llm, emb]), &ctx());
+        let (l, e) = (&out.records[0], &out.records[1]);
+        assert!(!l.attributes.contains("secret prompt") && !l.attributes.contains("llm.prompts"));
+        assert_eq!(l.pii_types, ["EMAIL"]);
+        // A non-text key under a content prefix is removed but not hashed as text.
+        assert_eq!(
+            l.prompt_hash.as_deref(),
+            Some(
+                normalizer()
+                    .hash_key()
+                    .hash("secret prompt a@b.co")
+                    .as_str()
+            )
+        );
+        assert_eq!(e.span_kind, SpanKind::Embeddings);
+        assert!(e.content_captured);
+        assert_eq!(e.pii_types, ["PHONE"]);
+        assert!(!e.attributes.contains("0.1"), "{}", e.attributes);
+    }
+
+    #[test]
+    fn an_unusable_preferred_value_falls_back_to_the_next_key() {
+        let r = one(span(
+            33,
+            "chat",
+            vec![
+                ("gen_ai.request.model", s("gpt-4o")),
+                ("gen_ai.usage.input_tokens", s("none")),
+                ("llm.token_count.prompt", i(5)),
+                ("gen_ai.server.time_to_first_token", d(-1.0)),
+                ("ai.response.msToFirstChunk", d(40.0)),
+                ("llm.cost.total", d(-3.0)),
+            ],
+        ));
+        assert_eq!(r.input_tokens, Some(5));
+        assert_eq!(r.time_to_first_token_ms, Some(40.0));
+        assert_eq!(r.reported_cost_usd, None);
+    }
+
+    #[test]
+    fn empty_content_is_captured_but_not_hashed() {
+        let r = one(span(
+            34,
+            "chat",
+            vec![
+                ("gen_ai.request.model", s("gpt-4o")),
+                ("gen_ai.input.messages", s("[]")),
+            ],
+        ));
+        assert!(r.content_captured);
+        assert_eq!((r.prompt_hash.as_deref(), r.prompt_chars), (None, None));
+    }
+
+    #[test]
+    fn operation_synonyms_and_status_messages() {
+        let mut sp = span(
+            35,
+            "embed",
+            vec![
+                ("gen_ai.operation.name", s("embedding")),
+                ("gen_ai.request.model", s("text-embedding-3-small")),
+            ],
+        );
+        sp.status = Some(SpanStatus {
+            code: 1,
+            message: "all good".into(),
+        });
+        let r = one(sp);
+        assert_eq!(r.operation.as_deref(), Some("embeddings"));
+        assert_eq!(
+            r.error_message, None,
+            "a message on an OK status is not an error"
+        );
+    }
+}
