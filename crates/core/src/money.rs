@@ -145,13 +145,21 @@ impl fmt::Display for Usd {
 }
 
 impl Serialize for Usd {
+    /// A decimal string in human-readable formats (JSON), the raw i128 in binary ones (the WAL).
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_i128(self.0)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Usd {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            return i128::deserialize(d).map(Usd);
+        }
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Raw {
@@ -204,6 +212,18 @@ mod tests {
             Usd::per_million(cached, 1).unwrap().to_string(),
             "0.000000037500"
         );
+    }
+
+    #[test]
+    fn serde_is_a_string_in_json_and_exact_in_binary() {
+        let v: Usd = "0.006704".parse().unwrap();
+        assert_eq!(serde_json::to_string(&v).unwrap(), "\"0.006704000000\"");
+        assert_eq!(
+            serde_json::from_str::<Usd>("0.5").unwrap().to_string(),
+            "0.500000000000"
+        );
+        let bin = postcard::to_allocvec(&v).unwrap();
+        assert_eq!(postcard::from_bytes::<Usd>(&bin).unwrap(), v);
     }
 
     #[test]

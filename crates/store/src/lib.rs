@@ -1,5 +1,24 @@
 //! # genai-audit-store
 //!
-//! Placeholder crate: the store component of genai-audit is specified in the issue tracker and not
-//! implemented yet. It exists so the workspace layout (and its one-way dependency arrows) is in
-//! place from the start.
+//! Durable storage of audit records: a write-ahead log on local disk, partitioned Parquet on any
+//! object store (local disk, S3, GCS, Azure), and the commit manifests that say which files make
+//! up the audit log.
+//!
+//! - [`Writer`]: append records (acknowledged once durable in the WAL); they are flushed to
+//!   Parquet by rows, bytes, age and on shutdown, and committed exactly once.
+//! - [`StoreLocation`]: a store URL resolved to an `object_store`.
+//! - [`manifest::Snapshot`]: the committed files, for readers.
+//! - [`wal`]: the write-ahead log itself.
+
+mod error;
+pub mod failpoint;
+pub mod layout;
+pub mod location;
+pub mod manifest;
+pub mod parquet_file;
+pub mod wal;
+pub mod writer;
+
+pub use error::{Error, Result};
+pub use location::StoreLocation;
+pub use writer::{FlushPolicy, FlushReport, OpenReport, Writer, WriterConfig};

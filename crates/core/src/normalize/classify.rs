@@ -34,6 +34,11 @@ const PROVIDERS: &[(&str, &str)] = &[
     ("azure-openai", "azure.ai.openai"),
     ("azure_openai", "azure.ai.openai"),
     ("azure", "azure.ai.openai"),
+    // Vercel AI SDK's Azure provider ids.
+    ("azure.chat", "azure.ai.openai"),
+    ("azure.responses", "azure.ai.openai"),
+    ("azure.completion", "azure.ai.openai"),
+    ("azure.embedding", "azure.ai.openai"),
     ("azure.ai.inference", "azure.ai.inference"),
     ("az.ai.inference", "azure.ai.inference"),
     ("deepseek", "deepseek"),
@@ -107,14 +112,7 @@ pub(crate) struct KindSignals<'a> {
 
 /// Decides the span kind and the normalized operation name.
 pub(crate) fn classify(s: &KindSignals<'_>) -> (SpanKind, Option<String>) {
-    let op = s.operation.map(|o| {
-        let o = o.trim();
-        if o.bytes().any(|b| b.is_ascii_uppercase()) {
-            o.to_ascii_lowercase()
-        } else {
-            o.to_owned()
-        }
-    });
+    let op = s.operation.map(normalize_operation);
     if let Some(k) = s.openinference {
         let kind = match k.trim().to_ascii_uppercase().as_str() {
             "LLM" => SpanKind::LlmCall,
@@ -135,11 +133,6 @@ pub(crate) fn classify(s: &KindSignals<'_>) -> (SpanKind, Option<String>) {
             "invoke_agent" | "create_agent" => SpanKind::Agent,
             "invoke_workflow" | "workflow" => SpanKind::Workflow,
             _ => SpanKind::OtherGenai,
-        };
-        let op = match op.as_str() {
-            "embedding" | "embed" => "embeddings".to_owned(),
-            "completion" => "text_completion".to_owned(),
-            _ => op,
         };
         return (kind, Some(op));
     }
@@ -180,6 +173,21 @@ pub(crate) fn classify(s: &KindSignals<'_>) -> (SpanKind, Option<String>) {
     (SpanKind::OtherGenai, None)
 }
 
+/// Lowercases `gen_ai.operation.name` and folds synonyms onto the semconv names.
+fn normalize_operation(raw: &str) -> String {
+    let o = raw.trim();
+    let lower = if o.bytes().any(|b| b.is_ascii_uppercase()) {
+        o.to_ascii_lowercase()
+    } else {
+        o.to_owned()
+    };
+    match lower.as_str() {
+        "embedding" | "embed" => "embeddings".to_owned(),
+        "completion" => "text_completion".to_owned(),
+        _ => lower,
+    }
+}
+
 fn default_operation(kind: SpanKind) -> Option<String> {
     let op = match kind {
         SpanKind::LlmCall => "chat",
@@ -214,6 +222,7 @@ mod tests {
             ("aws", "aws.bedrock"),
             ("aws.sagemaker", "aws.sagemaker"),
             ("azure.foo", "azure.foo"),
+            ("azure.chat", "azure.ai.openai"),
         ] {
             assert_eq!(normalize_provider(raw), want, "{raw}");
         }

@@ -139,20 +139,19 @@ impl<'a> ContentCollector<'a> {
                 }
                 canonical.push_str(&text);
             }
-            if canonical.is_empty() {
-                continue;
-            }
-            d.pii = d.pii.union(scanner.scan(&canonical));
-            let chars = canonical.chars().count() as i64;
-            let hash = key.hash(&canonical);
-            match side {
-                Side::Prompt => {
-                    d.prompt_hash = Some(hash);
-                    d.prompt_chars = Some(chars);
-                }
-                _ => {
-                    d.response_hash = Some(hash);
-                    d.response_chars = Some(chars);
+            if !canonical.is_empty() {
+                d.pii = d.pii.union(scanner.scan(&canonical));
+                let chars = canonical.chars().count() as i64;
+                let hash = key.hash(&canonical);
+                match side {
+                    Side::Prompt => {
+                        d.prompt_hash = Some(hash);
+                        d.prompt_chars = Some(chars);
+                    }
+                    _ => {
+                        d.response_hash = Some(hash);
+                        d.response_chars = Some(chars);
+                    }
                 }
             }
             for p in self
@@ -172,6 +171,9 @@ fn piece_text(raw: Raw<'_>) -> String {
     let mut out = Vec::new();
     match raw {
         Raw::Str(s) => text_of_str(s, &mut out),
+        Raw::Any(AnyValue {
+            value: Some(Value::StringValue(s)),
+        }) => text_of_str(s, &mut out),
         Raw::Any(v) => collect_any(v, &mut out),
     }
     out.join("\n")
@@ -214,7 +216,8 @@ fn collect_json(v: &Json, out: &mut Vec<String>) {
 
 fn collect_any(v: &AnyValue, out: &mut Vec<String>) {
     match &v.value {
-        Some(Value::StringValue(s)) => text_of_str(s, out),
+        // Inside a structure, a string is content as typed (like strings inside JSON).
+        Some(Value::StringValue(s)) if !s.is_empty() => out.push(s.clone()),
         Some(Value::ArrayValue(a)) => a.values.iter().for_each(|i| collect_any(i, out)),
         Some(Value::KvlistValue(kv)) => {
             // Same order rule as JSON objects: leading keys, then the rest sorted by key.

@@ -67,7 +67,12 @@ pub(crate) const FIELD_KEYS: &[(Field, &[&str])] = &[
     ),
     (
         Field::RequestModel,
-        &["gen_ai.request.model", "llm.request.model", "ai.model.id"],
+        &[
+            "gen_ai.request.model",
+            "llm.request.model",
+            "ai.model.id",
+            "embedding.model_name",
+        ],
     ),
     (
         Field::ResponseModel,
@@ -301,6 +306,8 @@ const PLAIN_CONTENT_KEYS: &[(&str, Side, u8)] = &[
     ("gen_ai.tool.call.arguments", Side::Prompt, 8),
     ("gen_ai.tool.call.result", Side::Response, 8),
     ("llm.prompts", Side::Prompt, 2),
+    ("llm.input_messages", Side::Prompt, 2),
+    ("llm.output_messages", Side::Response, 2),
     ("llm.completions", Side::Response, 2),
     ("embedding.embeddings", Side::Prompt, 9),
     ("input.value", Side::Prompt, 8),
@@ -348,7 +355,8 @@ pub(crate) fn content_key(key: &str) -> Option<ContentKey> {
                     side: *side,
                     family: *family,
                     index: u32::MAX,
-                    is_text: matches!(rest, "template" | "variables"),
+                    is_text: *prefix == "llm.prompt_template."
+                        && matches!(rest, "template" | "variables"),
                 });
             };
             // Embedding vectors are numbers, not content: removed, never hashed.

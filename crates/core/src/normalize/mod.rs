@@ -35,7 +35,8 @@ use self::keys::{
     FIELD_COUNT, FIELD_KEYS, Field, KEY_INDEX, Side, content_key, is_genai_key, is_usage_field,
 };
 use self::value::{
-    as_bool, as_count, as_f64, as_i64, as_str, as_string_list, as_text, write_json, write_json_str,
+    as_bool, as_count, as_f64, as_i64, as_str, as_string_list, as_text, is_absent_value,
+    write_json, write_json_str,
 };
 use crate::classify::ClassificationRules;
 use crate::cost::{PriceResult, PriceTable, Usage};
@@ -253,6 +254,7 @@ struct ResourceInfo {
 
 #[derive(Default)]
 struct ExceptionInfo<'a> {
+    seen: bool,
     ty: Option<&'a str>,
     message: Option<&'a str>,
 }
@@ -315,11 +317,9 @@ impl Normalizer {
         for rl in &req.resource_logs {
             let res = self.resource_info(rl.resource.as_ref(), ctx);
             let Ok(tenant) = res.tenant else {
-                out.uncorrelated += rl
-                    .scope_logs
-                    .iter()
-                    .map(|s| s.log_records.len())
-                    .sum::<usize>();
+                let n: usize = rl.scope_logs.iter().map(|s| s.log_records.len()).sum();
+                out.log_records_seen += n;
+                out.uncorrelated += n;
                 continue;
             };
             let mut groups: Vec<((&[u8], &[u8]), ContentCollector<'_>)> = Vec::new();
@@ -502,7 +502,7 @@ impl Normalizer {
             }
             if let Some(ck) = content_key(key) {
                 genai |= is_genai_key(key);
-                if ck.is_text {
+                if ck.is_text && !is_absent_value(v) {
                     let raw = match as_str(v) {
                         Some(s) => Raw::Str(s),
                         None => Raw::Any(v),
@@ -560,7 +560,8 @@ impl Normalizer {
         let mut exc = ExceptionInfo::default();
         for (i, ev) in span.events.iter().enumerate() {
             if ev.name == "exception" {
-                if exc.ty.is_none() {
+                if !exc.seen {
+                    exc.seen = true;
                     exc.ty = find_attr(&ev.attributes, "exception.type").and_then(as_str);
                     exc.message = find_attr(&ev.attributes, "exception.message").and_then(as_str);
                 }
@@ -673,7 +674,9 @@ impl Normalizer {
                 return None;
             }
             // A negative cost is not a cost: ignore it rather than subtract it.
-            read(&slots, attrs, f, non_negative).and_then(Usd::from_f64)
+            read(&slots, attrs, f, |v| {
+                non_negative(v).and_then(Usd::from_f64)
+            })
         };
         let reported_prompt = usd(Field::ReportedCostPrompt);
         let reported_completion = usd(Field::ReportedCostCompletion);
@@ -895,6 +898,9 @@ fn collect_event_content<'a>(
             Some(s) => Raw::Str(s),
             None => Raw::Any(v),
         };
+        if is_absent_value(v) {
+            continue;
+        }
         if let Some(ck) = content_key(&kv.key) {
             if ck.is_text {
                 let index = if kv.key == "gen_ai.system_instructions" {

@@ -18,6 +18,15 @@ fn is_absent(s: &str) -> bool {
         || t.eq_ignore_ascii_case("undefined")
 }
 
+/// Whether a value carries nothing: unset, or a string spelling "no value" (`""`, `"none"`, …).
+pub(crate) fn is_absent_value(v: &AnyValue) -> bool {
+    match &v.value {
+        None => true,
+        Some(Value::StringValue(s)) => is_absent(s),
+        _ => false,
+    }
+}
+
 /// The value as a non-empty string (strings only; scalars are not stringified).
 pub(crate) fn as_str(v: &AnyValue) -> Option<&str> {
     match &v.value {

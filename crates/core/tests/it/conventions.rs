@@ -859,3 +859,99 @@ mod review {
         );
     }
 }
+
+/// Regressions from the second review of docs/conventions.md.
+mod review2 {
+    use super::*;
+
+    #[test]
+    fn an_empty_best_family_does_not_hide_pii_in_another() {
+        let r = one(span(
+            40,
+            "chat",
+            vec![
+                ("gen_ai.request.model", s("gpt-4o")),
+                ("gen_ai.input.messages", s("[]")),
+                ("gen_ai.prompt.0.content", s("mail a@b.co")),
+            ],
+        ));
+        assert_eq!(r.pii_types, ["EMAIL"]);
+    }
+
+    #[test]
+    fn strings_inside_structures_are_taken_as_typed() {
+        let r = one(span(
+            41,
+            "chat",
+            vec![
+                ("openinference.span.kind", s("LLM")),
+                (
+                    "llm.prompts",
+                    arr(vec![s("{\"role\":\"user\",\"content\":\"Hi\"}")]),
+                ),
+            ],
+        ));
+        assert_eq!(
+            r.prompt_hash.as_deref(),
+            Some(
+                normalizer()
+                    .hash_key()
+                    .hash("{\"role\":\"user\",\"content\":\"Hi\"}")
+                    .as_str()
+            )
+        );
+    }
+
+    #[test]
+    fn absent_content_is_not_content() {
+        let r = one(span(
+            42,
+            "chat",
+            vec![
+                ("gen_ai.request.model", s("gpt-4o")),
+                ("gen_ai.input.messages", s("none")),
+                ("gen_ai.output.messages", s("")),
+            ],
+        ));
+        assert!(!r.content_captured);
+        assert_eq!(r.prompt_hash, None);
+    }
+
+    #[test]
+    fn first_exception_event_wins_and_openinference_operations_are_normalized() {
+        let mut sp = span(
+            43,
+            "embed",
+            vec![
+                ("openinference.span.kind", s("EMBEDDING")),
+                ("gen_ai.operation.name", s("Embedding")),
+                ("embedding.model_name", s("text-embedding-3-small")),
+                (
+                    "llm.input_messages",
+                    s("[{\"role\":\"user\",\"content\":\"secret\"}]"),
+                ),
+            ],
+        );
+        sp.events = vec![
+            Event {
+                name: "exception".into(),
+                attributes: attrs(vec![("exception.message", s("m1"))]),
+                ..Default::default()
+            },
+            Event {
+                name: "exception".into(),
+                attributes: attrs(vec![
+                    ("exception.type", s("T2")),
+                    ("exception.message", s("m2")),
+                ]),
+                ..Default::default()
+            },
+        ];
+        let r = one(sp);
+        assert_eq!(r.error_message.as_deref(), Some("m1"));
+        assert_eq!(r.error_type, None);
+        assert_eq!(r.operation.as_deref(), Some("embeddings"));
+        assert_eq!(r.request_model.as_deref(), Some("text-embedding-3-small"));
+        assert!(!r.attributes.contains("secret"));
+    }
+}

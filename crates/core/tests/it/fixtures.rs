@@ -145,6 +145,11 @@ fn every_asserted_value_matches() {
             opt_str(&exp["error_type"]),
             "{case}"
         );
+        if let Some(exc) = opt_str(&exp["exception_type"]) {
+            // `error.type` wins over the exception event, which names the same class.
+            let ty = r.error_type.as_deref().unwrap();
+            assert!(exc.ends_with(ty), "{case}: {exc} vs {ty}");
+        }
         assert_eq!(
             r.error_message.as_deref(),
             opt_str(&exp["status_message"]),

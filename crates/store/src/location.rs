@@ -1,0 +1,163 @@
+//! Where the store lives: a URL resolved to an `object_store` and a root path inside it.
+//!
+//! Accepted forms: a plain path (`./genai-audit-data`, `/var/lib/audit`), `file:///abs/path`,
+//! `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix` (and the other Azure
+//! spellings `object_store` knows). Credentials and endpoints are passed in as options (the
+//! binary collects them from the standard environment variables: `AWS_ACCESS_KEY_ID`,
+//! `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`,
+//! …); this crate reads no environment itself.
+
+use std::fmt;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// A resolved store location.
+#[derive(Clone)]
+pub struct StoreLocation {
+    /// The URL as given (for messages).
+    display: String,
+    /// The object store.
+    pub store: Arc<dyn ObjectStore>,
+    /// Root path inside the store (the bucket prefix; empty for local disk).
+    pub root: Path,
+    /// For local stores: the directory (useful for tools and messages).
+    pub local_dir: Option<PathBuf>,
+}
+
+impl fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreLocation")
+            .field("url", &self.display)
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+impl fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+impl StoreLocation {
+    /// Resolves `url` with `options` (object_store config keys such as `aws_endpoint`,
+    /// `aws_allow_http`, lower-case). A local directory is created if missing.
+    pub fn open(url: &str, options: &[(String, String)]) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidStoreUrl {
+            url: url.to_owned(),
+            reason,
+        };
+        let has_scheme = url.contains("://");
+        if !has_scheme || url.starts_with("file://") {
+            let dir = if has_scheme {
+                Url::parse(url)
+                    .map_err(|e| invalid(e.to_string()))?
+                    .to_file_path()
+                    .map_err(|()| invalid("not an absolute file path".into()))?
+            } else {
+                PathBuf::from(url)
+            };
+            return Self::local(&dir).map(|mut loc| {
+                loc.display = url.to_owned();
+                loc
+            });
+        }
+        let parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+        let (store, root) = object_store::parse_url_opts(&parsed, options.iter().cloned())
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(Self {
+            display: url.to_owned(),
+            store: Arc::from(store),
+            root,
+            local_dir: None,
+        })
+    }
+
+    /// A store on local disk rooted at `dir` (created if missing).
+    pub fn local(dir: &FsPath) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let abs = dir.canonicalize().map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let fs = LocalFileSystem::new_with_prefix(&abs).map_err(|e| Error::InvalidStoreUrl {
+            url: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            display: abs.display().to_string(),
+            store: Arc::new(fs),
+            root: Path::default(),
+            local_dir: Some(abs),
+        })
+    }
+
+    /// Builds a path below the root from `/`-separated parts.
+    pub fn path(&self, rel: &str) -> Path {
+        let mut p = self.root.clone();
+        for part in rel.split('/').filter(|s| !s.is_empty()) {
+            p = p.join(part);
+        }
+        p
+    }
+
+    /// The path relative to the root (what manifests record), `/`-separated.
+    pub fn relative(&self, path: &Path) -> String {
+        match path.prefix_match(&self.root) {
+            Some(parts) => parts
+                .map(|p| p.as_ref().to_owned())
+                .collect::<Vec<_>>()
+                .join("/"),
+            None => path.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_file_urls_are_local() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = StoreLocation::open(dir.path().join("a").to_str().unwrap(), &[]).unwrap();
+        assert!(plain.local_dir.is_some());
+        let url = format!("file://{}", dir.path().join("b").display());
+        let file = StoreLocation::open(&url, &[]).unwrap();
+        assert!(file.local_dir.unwrap().ends_with("b"));
+    }
+
+    #[test]
+    fn s3_urls_keep_their_prefix() {
+        let opts = vec![
+            ("aws_region".to_owned(), "us-east-1".to_owned()),
+            ("aws_endpoint".to_owned(), "http://127.0.0.1:9".to_owned()),
+            ("aws_allow_http".to_owned(), "true".to_owned()),
+        ];
+        let loc = StoreLocation::open("s3://bucket/some/prefix", &opts).unwrap();
+        assert_eq!(loc.root.as_ref(), "some/prefix");
+        assert_eq!(
+            loc.path("audit_log/x.parquet").as_ref(),
+            "some/prefix/audit_log/x.parquet"
+        );
+        assert_eq!(loc.relative(&loc.path("a/b")), "a/b");
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        let err = StoreLocation::open("nope://x/y", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nope://x/y"), "{err}");
+    }
+}

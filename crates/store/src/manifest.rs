@@ -1,0 +1,189 @@
+//! Commit manifests: the list of files that make up the audit log.
+//!
+//! A Parquet object is visible to queries only once a commit that adds it is written. Each
+//! collector appends its own numbered commits under `_manifest/<collector>/`, with create-only
+//! puts, so collectors never coordinate and a commit is never overwritten. A commit records the
+//! files it adds (key, size, rows, SHA-256, time range) and removes (compaction, retention), and
+//! for flushes the WAL range it covers: on restart a collector replays only WAL entries after its
+//! last committed one. That is the exactly-once rule: a WAL entry's records become visible in the
+//! commit that names its range, and in no other.
+
+use std::collections::BTreeMap;
+
+use futures::TryStreamExt;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::layout::{MANIFEST_DIR, manifest_key};
+use crate::location::StoreLocation;
+
+/// Version of the manifest format.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// One Parquet file of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Key relative to the store root (`audit_log/tenant=…/dt=…/….parquet`).
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Rows.
+    pub rows: u64,
+    /// Hex SHA-256 of the file bytes.
+    pub sha256: String,
+    /// Tenant partition.
+    pub tenant: String,
+    /// Date partition (`YYYY-MM-DD`).
+    pub dt: String,
+    /// Smallest `start_time` (µs since epoch).
+    pub min_start_time_us: i64,
+    /// Largest `start_time` (µs since epoch).
+    pub max_start_time_us: i64,
+    /// Fingerprint of the schema that wrote it.
+    pub schema_fingerprint: String,
+}
+
+/// One commit of one collector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    /// Format version ([`MANIFEST_VERSION`]).
+    pub version: u32,
+    /// Collector that made the commit.
+    pub collector_id: String,
+    /// Commit number, 1, 2, 3… per collector.
+    pub commit: u64,
+    /// Why: `flush`, `compaction`, …
+    pub kind: String,
+    /// First WAL entry covered (flushes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_first: Option<u64>,
+    /// Last WAL entry covered (flushes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_last: Option<u64>,
+    /// Files added.
+    pub added: Vec<FileEntry>,
+    /// Keys of files removed (they stay readable until deleted, but queries no longer see them).
+    #[serde(default)]
+    pub removed: Vec<String>,
+    /// When the commit was made (RFC 3339), informational.
+    pub created_at: String,
+}
+
+/// The state of the whole store, replayed from every collector's commits.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Live files by key.
+    pub files: BTreeMap<String, FileEntry>,
+    /// Per collector: (last commit number, last WAL entry committed).
+    pub collectors: BTreeMap<String, CollectorState>,
+}
+
+/// What a collector has committed so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CollectorState {
+    /// Highest commit number.
+    pub last_commit: u64,
+    /// Highest WAL entry covered by a flush commit.
+    pub last_wal: Option<u64>,
+}
+
+impl Snapshot {
+    /// Reads every commit under `_manifest/` and applies them in order (per collector, by
+    /// commit number; collectors touch disjoint files).
+    pub async fn load(loc: &StoreLocation) -> Result<Self> {
+        let prefix = loc.path(MANIFEST_DIR);
+        let metas: Vec<_> = loc
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| Error::object("list", prefix.as_ref(), e))?;
+        let mut commits = Vec::with_capacity(metas.len());
+        for meta in metas {
+            if !meta.location.as_ref().ends_with(".json") {
+                continue;
+            }
+            let bytes = loc
+                .store
+                .get(&meta.location)
+                .await
+                .map_err(|e| Error::object("get", meta.location.as_ref(), e))?
+                .bytes()
+                .await
+                .map_err(|e| Error::object("get", meta.location.as_ref(), e))?;
+            let commit: Commit = serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
+                key: meta.location.to_string(),
+                reason: e.to_string(),
+            })?;
+            commits.push(commit);
+        }
+        commits.sort_by(|a, b| (&a.collector_id, a.commit).cmp(&(&b.collector_id, b.commit)));
+        let mut snap = Snapshot::default();
+        for c in commits {
+            snap.apply(&c);
+        }
+        Ok(snap)
+    }
+
+    /// Applies one commit.
+    pub fn apply(&mut self, c: &Commit) {
+        for key in &c.removed {
+            self.files.remove(key);
+        }
+        for f in &c.added {
+            self.files.insert(f.key.clone(), f.clone());
+        }
+        let st = self.collectors.entry(c.collector_id.clone()).or_default();
+        st.last_commit = st.last_commit.max(c.commit);
+        if let Some(w) = c.wal_last {
+            st.last_wal = Some(st.last_wal.map_or(w, |x| x.max(w)));
+        }
+    }
+
+    /// Rows in live files.
+    pub fn rows(&self) -> u64 {
+        self.files.values().map(|f| f.rows).sum()
+    }
+}
+
+/// Writes a commit with a create-only put. Returns `Ok(false)` if that commit number already
+/// exists with the same content (a retry after a lost response), an error if it differs.
+pub async fn write_commit(loc: &StoreLocation, c: &Commit) -> Result<bool> {
+    let key = loc.path(&manifest_key(&c.collector_id, c.commit));
+    let body = serde_json::to_vec_pretty(c).map_err(|e| Error::Manifest {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })?;
+    let opts = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match loc.store.put_opts(&key, PutPayload::from(body), opts).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::AlreadyExists { .. }) => {
+            let existing = loc
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| Error::object("get", key.as_ref(), e))?
+                .bytes()
+                .await
+                .map_err(|e| Error::object("get", key.as_ref(), e))?;
+            let prior: Commit = serde_json::from_slice(&existing).map_err(|e| Error::Manifest {
+                key: key.to_string(),
+                reason: e.to_string(),
+            })?;
+            if prior.added == c.added && prior.removed == c.removed && prior.wal_last == c.wal_last
+            {
+                Ok(false)
+            } else {
+                Err(Error::Manifest {
+                    key: key.to_string(),
+                    reason: "a different commit with this number exists: is another collector using the same id?".into(),
+                })
+            }
+        }
+        Err(e) => Err(Error::object("put", key.as_ref(), e)),
+    }
+}

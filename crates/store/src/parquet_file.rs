@@ -1,0 +1,265 @@
+//! Encoding audit records as Parquet files every engine reads the same way.
+//!
+//! Choices, each for a reader:
+//! - The file schema is the audit schema **without `tenant`**: the tenant is the `tenant=`
+//!   directory (Hive partitioning). Spark refuses a column that is both in the data and in the
+//!   path, and DataFusion, DuckDB and pyarrow all add it back from the path.
+//! - Timestamps are `TIMESTAMP(MICROS, isAdjustedToUTC=true)` (never INT96, never nanoseconds),
+//!   with the exact `start_time_unix_nano` kept as a plain INT64 column.
+//! - zstd; dictionary encoding except on high-cardinality columns (ids, hashes, JSON);
+//!   page-level statistics and the page index; bloom filters on `trace_id`, `user_id`,
+//!   `session_id`.
+//! - Rows sorted by (`user_id`, `start_time`), declared as the file's sorting columns, so a
+//!   subject lookup or a time range touches few pages.
+//! - Footer key/values: min/max `start_time`, row count, schema fingerprint, writer id and the
+//!   WAL range — enough to check a file without reading its rows.
+//! - Deterministic bytes: no wall-clock time goes into a file, so a replayed flush of the same
+//!   WAL range writes the same file.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow_array::{Array, RecordBatch, TimestampMicrosecondArray};
+use arrow_ord::sort::{SortColumn, SortOptions, lexsort_to_indices};
+use arrow_schema::{Schema, SchemaRef};
+use bytes::Bytes;
+use genai_audit_core::schema::{audit_schema, schema_fingerprint};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::{KeyValue, SortingColumn};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Footer key: smallest `start_time` in the file (µs since epoch).
+pub const META_MIN_START: &str = "genai_audit.min_start_time_us";
+/// Footer key: largest `start_time` in the file (µs since epoch).
+pub const META_MAX_START: &str = "genai_audit.max_start_time_us";
+/// Footer key: number of rows.
+pub const META_ROWS: &str = "genai_audit.row_count";
+/// Footer key: fingerprint of the audit schema that wrote the file.
+pub const META_SCHEMA: &str = "genai_audit.schema_fingerprint";
+/// Footer key: id of the collector that wrote the file.
+pub const META_WRITER: &str = "genai_audit.writer_id";
+/// Footer key: what the file holds (`wal:<first>-<last>` or `compaction:<commit>`).
+pub const META_ORIGIN: &str = "genai_audit.origin";
+
+/// Columns whose values are (nearly) unique: dictionaries would only cost time.
+const HIGH_CARDINALITY: &[&str] = &[
+    "record_id",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "call_id",
+    "response_id",
+    "prompt_hash",
+    "response_hash",
+    "attributes",
+    "start_time_unix_nano",
+    "error_message",
+];
+
+/// Columns with bloom filters (point lookups by auditors).
+const BLOOM: &[&str] = &["trace_id", "user_id", "session_id"];
+
+static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let full = audit_schema();
+    let fields: Vec<_> = full
+        .fields()
+        .iter()
+        .filter(|f| f.name() != "tenant")
+        .cloned()
+        .collect();
+    Arc::new(Schema::new(fields))
+});
+
+/// The schema of the Parquet files: the audit schema without `tenant` (it is in the path).
+pub fn file_schema() -> SchemaRef {
+    FILE_SCHEMA.clone()
+}
+
+/// Tuning of the Parquet writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParquetOptions {
+    /// zstd level (1–22; 3 is zstd's own default and a good speed/size balance).
+    pub zstd_level: i32,
+    /// Maximum rows per row group.
+    pub row_group_rows: usize,
+}
+
+impl Default for ParquetOptions {
+    fn default() -> Self {
+        Self {
+            zstd_level: 3,
+            row_group_rows: 256 * 1024,
+        }
+    }
+}
+
+/// What the writer learned about a file it encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedFile {
+    /// The file bytes.
+    pub bytes: Bytes,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Smallest `start_time`, µs.
+    pub min_start_us: i64,
+    /// Largest `start_time`, µs.
+    pub max_start_us: i64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+}
+
+/// Drops the `tenant` column and sorts by (`user_id`, `start_time`).
+pub fn prepare(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = file_schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            batch
+                .column_by_name(f.name())
+                .cloned()
+                .ok_or_else(|| Error::Parquet(format!("batch lacks column {}", f.name())))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let projected = RecordBatch::try_new(schema, columns).map_err(Error::parquet)?;
+    sort(&projected)
+}
+
+fn sort(batch: &RecordBatch) -> Result<RecordBatch> {
+    let col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .cloned()
+            .ok_or_else(|| Error::Parquet(format!("batch lacks column {name}")))
+    };
+    let keys = [
+        SortColumn {
+            values: col("user_id")?,
+            options: Some(SortOptions {
+                descending: false,
+                nulls_first: false,
+            }),
+        },
+        SortColumn {
+            values: col("start_time")?,
+            options: Some(SortOptions::default()),
+        },
+        // Ties broken by the unique id: the order (and so the bytes) is deterministic.
+        SortColumn {
+            values: col("record_id")?,
+            options: Some(SortOptions::default()),
+        },
+    ];
+    let indices = lexsort_to_indices(&keys, None).map_err(Error::parquet)?;
+    arrow_select::take::take_record_batch(batch, &indices).map_err(Error::parquet)
+}
+
+fn writer_properties(
+    opts: &ParquetOptions,
+    rows: usize,
+    meta: Vec<KeyValue>,
+) -> Result<WriterProperties> {
+    let schema = file_schema();
+    let idx = |name: &str| {
+        schema
+            .index_of(name)
+            .map(|i| i as u32)
+            .map_err(Error::parquet)
+    };
+    let level = ZstdLevel::try_new(opts.zstd_level).map_err(Error::parquet)?;
+    let mut b = WriterProperties::builder()
+        .set_created_by(format!("genai-audit {}", env!("CARGO_PKG_VERSION")))
+        .set_compression(Compression::ZSTD(level))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(opts.row_group_rows.max(1)))
+        .set_dictionary_enabled(true)
+        .set_sorting_columns(Some(vec![
+            SortingColumn {
+                column_idx: idx("user_id")? as i32,
+                descending: false,
+                nulls_first: false,
+            },
+            SortingColumn {
+                column_idx: idx("start_time")? as i32,
+                descending: false,
+                nulls_first: false,
+            },
+        ]))
+        .set_key_value_metadata(Some(meta));
+    for name in HIGH_CARDINALITY {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(*name), false);
+    }
+    let ndv = rows.clamp(1, opts.row_group_rows.max(1)) as u64;
+    for name in BLOOM {
+        let path = ColumnPath::from(*name);
+        b = b
+            .set_column_bloom_filter_enabled(path.clone(), true)
+            .set_column_bloom_filter_fpp(path.clone(), 0.01)
+            .set_column_bloom_filter_max_ndv(path, ndv);
+    }
+    Ok(b.build())
+}
+
+/// Encodes a prepared batch (see [`prepare`]) as one Parquet file in memory.
+pub fn encode(
+    batch: &RecordBatch,
+    writer_id: &str,
+    origin: &str,
+    opts: &ParquetOptions,
+) -> Result<EncodedFile> {
+    let (min, max) = start_range(batch)?;
+    let rows = batch.num_rows();
+    let meta = vec![
+        KeyValue::new(META_MIN_START.to_owned(), min.to_string()),
+        KeyValue::new(META_MAX_START.to_owned(), max.to_string()),
+        KeyValue::new(META_ROWS.to_owned(), rows.to_string()),
+        KeyValue::new(META_SCHEMA.to_owned(), schema_fingerprint()),
+        KeyValue::new(META_WRITER.to_owned(), writer_id.to_owned()),
+        KeyValue::new(META_ORIGIN.to_owned(), origin.to_owned()),
+    ];
+    let props = writer_properties(opts, rows, meta)?;
+    let mut buf = Vec::with_capacity(rows * 128 + 4096);
+    let mut w =
+        ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).map_err(Error::parquet)?;
+    w.write(batch).map_err(Error::parquet)?;
+    w.close().map_err(Error::parquet)?;
+    let sha256 = const_hex::encode(Sha256::digest(&buf));
+    Ok(EncodedFile {
+        bytes: Bytes::from(buf),
+        rows: rows as u64,
+        min_start_us: min,
+        max_start_us: max,
+        sha256,
+    })
+}
+
+fn start_range(batch: &RecordBatch) -> Result<(i64, i64)> {
+    let col = batch
+        .column_by_name("start_time")
+        .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
+        .ok_or_else(|| Error::Parquet("start_time is not a µs timestamp column".into()))?;
+    if col.null_count() > 0 {
+        return Err(Error::Parquet("start_time has nulls".into()));
+    }
+    let values = col.values();
+    let min = values.iter().copied().min().unwrap_or(0);
+    let max = values.iter().copied().max().unwrap_or(0);
+    Ok((min, max))
+}
+
+/// Decodes a whole Parquet file written by [`encode`] (compaction, verification, tests).
+pub fn decode(bytes: Bytes) -> Result<Vec<RecordBatch>> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(Error::parquet)?
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(Error::parquet)?;
+    reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(Error::parquet)
+}

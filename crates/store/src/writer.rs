@@ -1,0 +1,585 @@
+//! The durable write path: records → WAL → Parquet on the object store → commit → WAL release.
+//!
+//! ```text
+//!  append(records) ──► WAL (group-commit fsync) ──► ack to caller
+//!                          │ in WAL order (one committer task)
+//!                          ▼
+//!                    flush buffer ── rows / bytes / age / shutdown ──► flusher task
+//!                                                                         │
+//!      per (tenant, day): sort, encode Parquet, create-only put ◄─────────┘
+//!      then commit manifest (create-only) naming the files and the WAL range
+//!      then release the WAL through that range
+//! ```
+//!
+//! Guarantees:
+//! - `append` returns only when the records are durable in the WAL (per the WAL's durability
+//!   mode). From then on they are never lost: a crash at any point replays the WAL entries after
+//!   the last committed range.
+//! - Exactly once in what queries see: files become visible only through a commit, a commit
+//!   covers a WAL range, and replay starts after the last committed range. File names are
+//!   derived from the WAL range, so a replayed flush rewrites the same names; an orphan left by
+//!   a crash before its commit is simply replaced.
+//! - Object store down: flushes retry with capped exponential backoff; appends keep going to the
+//!   WAL until its disk budget, then fail with [`Error::Backpressure`] (retry later); nothing is
+//!   dropped, and the backlog drains when the store returns.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use genai_audit_core::{AuditRecord, records_to_batch};
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::layout::{day_of, flush_file_name, partition_dir, valid_collector_id};
+use crate::location::StoreLocation;
+use crate::manifest::{Commit, FileEntry, MANIFEST_VERSION, Snapshot, write_commit};
+use crate::parquet_file::{EncodedFile, ParquetOptions, encode, prepare};
+use crate::wal::{AppendHandle, Durability, Wal, WalOptions};
+
+/// When the buffer is written out as Parquet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlushPolicy {
+    /// Flush when this many records are buffered.
+    pub max_rows: usize,
+    /// Flush when the buffered records' estimated size reaches this many bytes.
+    pub max_bytes: usize,
+    /// Flush records at the latest this long after the oldest arrived.
+    pub max_age: Duration,
+    /// At most this many rows per Parquet file (larger partitions are split).
+    pub max_file_rows: usize,
+}
+
+impl Default for FlushPolicy {
+    fn default() -> Self {
+        Self {
+            max_rows: 500_000,
+            max_bytes: 256 * 1024 * 1024,
+            max_age: Duration::from_secs(60),
+            max_file_rows: 1_000_000,
+        }
+    }
+}
+
+/// Settings of a [`Writer`].
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Id of this collector: unique among the collectors writing to one store.
+    pub collector_id: String,
+    /// Directory of the write-ahead log.
+    pub wal_dir: PathBuf,
+    /// WAL durability (fsync before acknowledging, by default).
+    pub durability: Durability,
+    /// WAL disk budget in bytes; past it, appends fail with backpressure.
+    pub wal_max_bytes: u64,
+    /// Flush thresholds.
+    pub flush: FlushPolicy,
+    /// Parquet tuning.
+    pub parquet: ParquetOptions,
+    /// Objects larger than this are uploaded in parts.
+    pub multipart_threshold: usize,
+    /// Longest pause between retries of a failing object store.
+    pub max_retry_backoff: Duration,
+}
+
+impl WriterConfig {
+    /// Defaults for `collector_id` with its WAL in `wal_dir`.
+    pub fn new(collector_id: &str, wal_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            collector_id: collector_id.to_owned(),
+            wal_dir: wal_dir.into(),
+            durability: Durability::Fsync,
+            wal_max_bytes: 1024 * 1024 * 1024,
+            flush: FlushPolicy::default(),
+            parquet: ParquetOptions::default(),
+            multipart_threshold: 16 * 1024 * 1024,
+            max_retry_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What opening the writer found and replayed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// WAL entries replayed into the buffer (acknowledged before a crash, not yet committed).
+    pub replayed_entries: u64,
+    /// Records in them.
+    pub replayed_records: u64,
+    /// WAL entries found already committed (released now).
+    pub skipped_committed: u64,
+    /// Commits this collector had made before.
+    pub previous_commits: u64,
+}
+
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Records appended (acknowledged).
+    pub records_appended: AtomicU64,
+    /// Records written to committed Parquet files.
+    pub records_written: AtomicU64,
+    /// Parquet bytes written.
+    pub bytes_written: AtomicU64,
+    /// Files committed.
+    pub files_committed: AtomicU64,
+    /// Commits made.
+    pub commits: AtomicU64,
+    /// Object store errors (each retried).
+    pub store_errors: AtomicU64,
+    /// Duplicate records (same record_id in one flush) dropped.
+    pub duplicates_dropped: AtomicU64,
+}
+
+/// Outcome of one flush.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Records written.
+    pub records: u64,
+    /// Files committed.
+    pub files: Vec<FileEntry>,
+    /// Commit number (0 when there was nothing to flush).
+    pub commit: u64,
+}
+
+struct Entry {
+    seq: u64,
+    records: Vec<AuditRecord>,
+}
+
+#[derive(Default)]
+struct Buffer {
+    entries: Vec<Entry>,
+    rows: usize,
+    bytes: usize,
+    oldest: Option<Instant>,
+}
+
+struct Pending {
+    ack: AppendHandle,
+    records: Vec<AuditRecord>,
+    reply: oneshot::Sender<Result<u64>>,
+}
+
+struct Inner {
+    cfg: WriterConfig,
+    loc: StoreLocation,
+    wal: Wal,
+    /// Appends enqueue into the WAL and into `pending` under this lock, so both orders agree.
+    enqueue: Mutex<mpsc::UnboundedSender<Pending>>,
+    buffer: Mutex<Buffer>,
+    flush_wanted: Notify,
+    /// Serializes flushes (the background task, explicit `flush`, shutdown).
+    flush_lock: tokio::sync::Mutex<FlushState>,
+    stats: WriterStats,
+}
+
+struct FlushState {
+    next_commit: u64,
+}
+
+/// The write path. Cheap to clone; all clones share one WAL and buffer.
+#[derive(Clone)]
+pub struct Writer {
+    inner: Arc<Inner>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("collector_id", &self.inner.cfg.collector_id)
+            .field("store", &self.inner.loc)
+            .finish()
+    }
+}
+
+impl Writer {
+    /// Opens the WAL, replays what was acknowledged but not committed, and starts the
+    /// committer and flusher tasks. Must be called inside a tokio runtime.
+    pub async fn open(loc: StoreLocation, cfg: WriterConfig) -> Result<(Self, OpenReport)> {
+        if !valid_collector_id(&cfg.collector_id) {
+            return Err(Error::InvalidArgument(format!(
+                "collector id {:?} must be 1-64 characters of A-Z a-z 0-9 . _ -",
+                cfg.collector_id
+            )));
+        }
+        let snapshot = Snapshot::load(&loc).await?;
+        let mine = snapshot
+            .collectors
+            .get(&cfg.collector_id)
+            .copied()
+            .unwrap_or_default();
+        let mut report = OpenReport {
+            previous_commits: mine.last_commit,
+            ..OpenReport::default()
+        };
+        let opts = WalOptions {
+            durability: cfg.durability,
+            max_wal_bytes: cfg.wal_max_bytes,
+            min_next_seq: mine.last_wal.map_or(1, |s| s + 1),
+            ..WalOptions::default()
+        };
+        let (wal, replay) = Wal::open(&cfg.wal_dir, opts)?;
+        let mut buffer = Buffer::default();
+        for entry in replay {
+            let entry = entry?;
+            if mine.last_wal.is_some_and(|last| entry.seq <= last) {
+                report.skipped_committed += 1;
+                continue;
+            }
+            let records = decode_records(&entry.payload).map_err(|reason| Error::WalCorrupt {
+                path: cfg.wal_dir.clone(),
+                offset: 0,
+                reason: format!("entry {} does not decode: {reason}", entry.seq),
+            })?;
+            report.replayed_entries += 1;
+            report.replayed_records += records.len() as u64;
+            buffer.push(entry.seq, records);
+        }
+        if let Some(last) = mine.last_wal {
+            wal.truncate_through(last).await?;
+        }
+        if report.replayed_entries > 0 {
+            tracing::info!(
+                entries = report.replayed_entries,
+                records = report.replayed_records,
+                "replayed acknowledged records from the write-ahead log"
+            );
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            cfg,
+            loc,
+            wal,
+            enqueue: Mutex::new(tx),
+            buffer: Mutex::new(buffer),
+            flush_wanted: Notify::new(),
+            flush_lock: tokio::sync::Mutex::new(FlushState {
+                next_commit: mine.last_commit + 1,
+            }),
+            stats: WriterStats::default(),
+        });
+        let committer = tokio::spawn(committer(inner.clone(), rx));
+        let flusher = tokio::spawn(flusher(inner.clone()));
+        let writer = Writer {
+            inner,
+            tasks: Arc::new(Mutex::new(vec![committer, flusher])),
+        };
+        Ok((writer, report))
+    }
+
+    /// Appends records; resolves when they are durable in the WAL (acknowledge then).
+    /// Fails with [`Error::Backpressure`] when the WAL is at its budget: retry later.
+    pub async fn append(&self, records: Vec<AuditRecord>) -> Result<u64> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let payload = encode_records(&records)?;
+        let (reply, done) = oneshot::channel();
+        {
+            let tx = self.inner.enqueue.lock().map_err(|_| Error::WalClosed)?;
+            let ack = self.inner.wal.append(payload)?;
+            tx.send(Pending {
+                ack,
+                records,
+                reply,
+            })
+            .map_err(|_| Error::WalClosed)?;
+        }
+        done.await.map_err(|_| Error::WalClosed)?
+    }
+
+    /// Writes everything buffered now, regardless of thresholds.
+    pub async fn flush(&self) -> Result<FlushReport> {
+        flush_now(&self.inner).await
+    }
+
+    /// Flushes everything and stops the background tasks. Appends after this fail.
+    pub async fn shutdown(&self) -> Result<FlushReport> {
+        let report = flush_now(&self.inner).await?;
+        let tasks: Vec<_> = self
+            .tasks
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
+        for t in tasks {
+            t.abort();
+        }
+        Ok(report)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &WriterStats {
+        &self.inner.stats
+    }
+
+    /// Bytes currently held by the WAL.
+    pub fn wal_bytes(&self) -> u64 {
+        self.inner.wal.wal_bytes()
+    }
+
+    /// Records waiting in the buffer.
+    pub fn buffered_rows(&self) -> usize {
+        self.inner.buffer.lock().map(|b| b.rows).unwrap_or(0)
+    }
+
+    /// The store this writer writes to.
+    pub fn location(&self) -> &StoreLocation {
+        &self.inner.loc
+    }
+}
+
+impl Buffer {
+    fn push(&mut self, seq: u64, records: Vec<AuditRecord>) {
+        self.rows += records.len();
+        self.bytes += records.iter().map(estimated_size).sum::<usize>();
+        self.oldest.get_or_insert_with(Instant::now);
+        self.entries.push(Entry { seq, records });
+    }
+
+    fn due(&self, p: &FlushPolicy) -> bool {
+        self.rows >= p.max_rows
+            || self.bytes >= p.max_bytes
+            || self.oldest.is_some_and(|t| t.elapsed() >= p.max_age)
+    }
+}
+
+fn estimated_size(r: &AuditRecord) -> usize {
+    // Fixed part plus the variable strings that dominate.
+    400 + r.attributes.len() + r.span_name.len() + r.error_message.as_deref().map_or(0, str::len)
+}
+
+/// Awaits WAL acknowledgements in WAL order and moves the records into the buffer before
+/// answering the caller: the buffer always holds a gap-free prefix of acknowledged entries.
+async fn committer(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    while let Some(p) = rx.recv().await {
+        let result = match p.ack.await {
+            Ok(seq) => {
+                let n = p.records.len() as u64;
+                let due = match inner.buffer.lock() {
+                    Ok(mut b) => {
+                        b.push(seq, p.records);
+                        b.due(&inner.cfg.flush)
+                    }
+                    Err(_) => false,
+                };
+                inner.stats.records_appended.fetch_add(n, Ordering::Relaxed);
+                if due {
+                    inner.flush_wanted.notify_one();
+                }
+                Ok(seq)
+            }
+            Err(e) => Err(e),
+        };
+        // The caller may have gone away (client disconnected): the records are durable anyway.
+        let _ = p.reply.send(result);
+    }
+}
+
+async fn flusher(inner: Arc<Inner>) {
+    let tick =
+        (inner.cfg.flush.max_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = inner.flush_wanted.notified() => {}
+            _ = tokio::time::sleep(tick) => {}
+        }
+        let due = inner
+            .buffer
+            .lock()
+            .map(|b| b.due(&inner.cfg.flush))
+            .unwrap_or(false);
+        if due {
+            if let Err(e) = flush_now(&inner).await {
+                tracing::error!(error = %e, "flush failed; the records stay in the WAL and will be retried");
+            }
+        }
+    }
+}
+
+async fn flush_now(inner: &Arc<Inner>) -> Result<FlushReport> {
+    let mut state = inner.flush_lock.lock().await;
+    let taken = {
+        let mut b = inner.buffer.lock().map_err(|_| Error::WalClosed)?;
+        std::mem::take(&mut *b)
+    };
+    let (Some(first), Some(last)) = (
+        taken.entries.first().map(|e| e.seq),
+        taken.entries.last().map(|e| e.seq),
+    ) else {
+        return Ok(FlushReport::default());
+    };
+    // Group by partition; drop exact duplicates (same span delivered twice in one flush).
+    let mut groups: BTreeMap<(Arc<str>, NaiveDate), Vec<AuditRecord>> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut dupes = 0u64;
+    for e in taken.entries {
+        for r in e.records {
+            if !seen.insert((r.tenant.clone(), r.record_id.clone())) {
+                dupes += 1;
+                continue;
+            }
+            groups
+                .entry((r.tenant.clone(), day_of(r.start_time_us)))
+                .or_default()
+                .push(r);
+        }
+    }
+    inner
+        .stats
+        .duplicates_dropped
+        .fetch_add(dupes, Ordering::Relaxed);
+
+    let cfg = &inner.cfg;
+    let mut files = Vec::new();
+    for ((tenant, day), records) in groups {
+        for (part, chunk) in records.chunks(cfg.flush.max_file_rows.max(1)).enumerate() {
+            let batch = prepare(&records_to_batch(chunk).map_err(Error::core)?)?;
+            let origin = format!("wal:{first}-{last}");
+            let encoded = encode(&batch, &cfg.collector_id, &origin, &cfg.parquet)?;
+            let key = format!(
+                "{}/{}",
+                partition_dir(&tenant, day),
+                flush_file_name(&cfg.collector_id, first, last, part as u32)
+            );
+            put_file(inner, &key, &encoded).await;
+            if files.is_empty() {
+                crate::failpoint::hit("flush:after_first_file");
+            }
+            files.push(FileEntry {
+                key,
+                size: encoded.bytes.len() as u64,
+                rows: encoded.rows,
+                sha256: encoded.sha256.clone(),
+                tenant: tenant.to_string(),
+                dt: day.format("%Y-%m-%d").to_string(),
+                min_start_time_us: encoded.min_start_us,
+                max_start_time_us: encoded.max_start_us,
+                schema_fingerprint: genai_audit_core::schema::schema_fingerprint(),
+            });
+        }
+    }
+    crate::failpoint::hit("flush:after_files");
+    let commit = Commit {
+        version: MANIFEST_VERSION,
+        collector_id: cfg.collector_id.clone(),
+        commit: state.next_commit,
+        kind: "flush".into(),
+        wal_first: Some(first),
+        wal_last: Some(last),
+        added: files.clone(),
+        removed: Vec::new(),
+        created_at: chrono::Utc::now().to_rfc3339(),
+    };
+    retry(inner, "commit", || write_commit(&inner.loc, &commit)).await;
+    state.next_commit += 1;
+    crate::failpoint::hit("flush:after_commit");
+    inner.wal.truncate_through(last).await?;
+    let rows: u64 = files.iter().map(|f| f.rows).sum();
+    let bytes: u64 = files.iter().map(|f| f.size).sum();
+    let s = &inner.stats;
+    s.records_written.fetch_add(rows, Ordering::Relaxed);
+    s.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+    s.files_committed
+        .fetch_add(files.len() as u64, Ordering::Relaxed);
+    s.commits.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(
+        commit = commit.commit,
+        files = files.len(),
+        rows,
+        bytes,
+        wal_first = first,
+        wal_last = last,
+        "committed"
+    );
+    Ok(FlushReport {
+        records: rows,
+        files,
+        commit: commit.commit,
+    })
+}
+
+/// Writes one file, retrying until it succeeds. Create-only for small files; an object that
+/// already exists under a name derived from an uncommitted WAL range is an orphan of a crashed
+/// flush and is replaced.
+async fn put_file(inner: &Arc<Inner>, key: &str, file: &EncodedFile) {
+    let path = inner.loc.path(key);
+    retry(inner, "put", || put_once(inner, &path, file)).await;
+}
+
+async fn put_once(inner: &Arc<Inner>, path: &Path, file: &EncodedFile) -> Result<()> {
+    let store = &inner.loc.store;
+    if file.bytes.len() > inner.cfg.multipart_threshold {
+        let upload = store
+            .put_multipart(path)
+            .await
+            .map_err(|e| Error::object("put_multipart", path.as_ref(), e))?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, 8 * 1024 * 1024);
+        w.put(file.bytes.clone());
+        w.finish()
+            .await
+            .map_err(|e| Error::object("put_multipart", path.as_ref(), e))?;
+        return Ok(());
+    }
+    let create = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match store
+        .put_opts(path, PutPayload::from_bytes(file.bytes.clone()), create)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::AlreadyExists { .. }) => {
+            tracing::warn!(key = %path, "replacing an uncommitted file left by an interrupted flush");
+            store
+                .put(path, PutPayload::from_bytes(file.bytes.clone()))
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::object("put", path.as_ref(), e))
+        }
+        Err(e) => Err(Error::object("put", path.as_ref(), e)),
+    }
+}
+
+async fn retry<T, F, Fut>(inner: &Arc<Inner>, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) => {
+                inner.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, op = what, retry_in = ?backoff, "object store error; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(inner.cfg.max_retry_backoff);
+            }
+        }
+    }
+}
+
+/// WAL payload: format version byte, then the records in postcard.
+const PAYLOAD_VERSION: u8 = 1;
+
+fn encode_records(records: &[AuditRecord]) -> Result<Vec<u8>> {
+    let mut out = vec![PAYLOAD_VERSION];
+    postcard::to_io(records, &mut out).map_err(|e| Error::Codec(e.to_string()))?;
+    Ok(out)
+}
+
+fn decode_records(payload: &[u8]) -> std::result::Result<Vec<AuditRecord>, String> {
+    match payload.split_first() {
+        Some((&PAYLOAD_VERSION, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        Some((v, _)) => Err(format!("unknown payload version {v}")),
+        None => Err("empty payload".into()),
+    }
+}

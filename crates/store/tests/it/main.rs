@@ -1,0 +1,6 @@
+//! Integration tests of genai-audit-store.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+mod common;
+mod wal;
+mod writer;

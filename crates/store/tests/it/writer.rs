@@ -1,0 +1,445 @@
+//! The write path end to end on local disk: WAL → Parquet → commit, read back for real.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use arrow_array::{Array, Decimal128Array, RecordBatch, StringArray};
+use bytes::Bytes;
+use genai_audit_store::manifest::Snapshot;
+use genai_audit_store::parquet_file::{self, file_schema};
+use genai_audit_store::{FlushPolicy, StoreLocation, Writer, WriterConfig};
+use object_store::ObjectStoreExt;
+use parquet::basic::{Compression, LogicalType, TimeUnit};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use crate::common::{fixture_records, synthetic_records};
+
+fn config(dir: &Path) -> WriterConfig {
+    WriterConfig::new("collector-a", dir.join("wal"))
+}
+
+async fn open(dir: &Path, cfg: WriterConfig) -> (Writer, genai_audit_store::OpenReport) {
+    let loc = StoreLocation::local(&dir.join("store")).unwrap();
+    Writer::open(loc, cfg).await.unwrap()
+}
+
+async fn read_all(loc: &StoreLocation) -> (Snapshot, Vec<(String, Bytes, Vec<RecordBatch>)>) {
+    let snap = Snapshot::load(loc).await.unwrap();
+    let mut files = Vec::new();
+    for key in snap.files.keys() {
+        let bytes = loc
+            .store
+            .get(&loc.path(key))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let batches = parquet_file::decode(bytes.clone()).unwrap();
+        files.push((key.clone(), bytes, batches));
+    }
+    (snap, files)
+}
+
+fn strings(b: &RecordBatch, col: &str) -> Vec<Option<String>> {
+    let a = b
+        .column_by_name(col)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    (0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn records_round_trip_through_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, report) = open(dir.path(), config(dir.path())).await;
+    assert_eq!(report.replayed_entries, 0);
+    let records = fixture_records();
+    w.append(records[..10].to_vec()).await.unwrap();
+    w.append(records[10..].to_vec()).await.unwrap();
+    let flushed = w.flush().await.unwrap();
+    assert_eq!(flushed.records, 16);
+    assert_eq!(flushed.commit, 1);
+
+    let (snap, files) = read_all(w.location()).await;
+    assert_eq!(snap.rows(), 16);
+    // Both captures are one day, one tenant: one file.
+    assert_eq!(files.len(), 1);
+    let (key, bytes, batches) = &files[0];
+    assert!(
+        key.starts_with("audit_log/tenant=default/dt=2026-11-22/collector-a-w"),
+        "{key}"
+    );
+    let entry = &snap.files[key];
+    assert_eq!(entry.size, bytes.len() as u64);
+    assert_eq!(
+        entry.sha256,
+        const_hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+    );
+
+    // Values survive: ids, and the exact decimal cost of traceloop's chat_basic.
+    let batch = arrow_select::concat::concat_batches(&file_schema(), batches).unwrap();
+    assert_eq!(batch.schema(), file_schema());
+    let ids: BTreeSet<_> = strings(&batch, "record_id").into_iter().flatten().collect();
+    let want: BTreeSet<_> = records.iter().map(|r| r.record_id.clone()).collect();
+    assert_eq!(ids, want);
+    let costs = batch
+        .column_by_name("total_cost_usd")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Decimal128Array>()
+        .unwrap();
+    let span_ids = strings(&batch, "span_id");
+    let chat_basic = records
+        .iter()
+        .find(|r| r.span_name == "openai.chat" && r.total_tokens == Some(1801))
+        .unwrap();
+    let row = span_ids
+        .iter()
+        .position(|s| s.as_deref() == Some(&chat_basic.span_id))
+        .unwrap();
+    assert_eq!(costs.value_as_string(row), "0.006704000000");
+
+    // Rows are sorted by (user_id nulls last, start_time).
+    let users = strings(&batch, "user_id");
+    let first_null = users
+        .iter()
+        .position(Option::is_none)
+        .unwrap_or(users.len());
+    assert!(users[first_null..].iter().all(Option::is_none));
+    assert!(users[..first_null].windows(2).all(|w| w[0] <= w[1]));
+
+    // The file format choices every reader relies on.
+    let reader = SerializedFileReader::new(bytes.clone()).unwrap();
+    let meta = reader.metadata();
+    let kv: BTreeMap<_, _> = meta
+        .file_metadata()
+        .key_value_metadata()
+        .unwrap()
+        .iter()
+        .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(kv["genai_audit.row_count"], "16");
+    assert_eq!(kv["genai_audit.writer_id"], "collector-a");
+    assert_eq!(
+        kv["genai_audit.schema_fingerprint"],
+        genai_audit_core::schema::schema_fingerprint()
+    );
+    let min: i64 = kv["genai_audit.min_start_time_us"].parse().unwrap();
+    assert_eq!(min, records.iter().map(|r| r.start_time_us).min().unwrap());
+    let schema = meta.file_metadata().schema_descr();
+    let rg = meta.row_group(0);
+    for i in 0..schema.num_columns() {
+        let col = schema.column(i);
+        assert!(
+            matches!(rg.column(i).compression(), Compression::ZSTD(_)),
+            "{}",
+            col.name()
+        );
+        assert_ne!(
+            col.physical_type(),
+            parquet::basic::Type::INT96,
+            "{}",
+            col.name()
+        );
+        if ["start_time", "end_time", "ingest_time"].contains(&col.name()) {
+            assert_eq!(
+                col.logical_type_ref(),
+                Some(&LogicalType::timestamp(true, TimeUnit::MICROS)),
+                "{}",
+                col.name()
+            );
+        }
+        let bloom = ["trace_id", "user_id", "session_id"].contains(&col.name());
+        assert_eq!(
+            rg.column(i).bloom_filter_offset().is_some(),
+            bloom,
+            "{}",
+            col.name()
+        );
+        assert!(
+            rg.column(i).column_index_offset().is_some(),
+            "page index for {}",
+            col.name()
+        );
+    }
+    assert!(
+        schema.columns().iter().all(|c| c.name() != "tenant"),
+        "tenant lives in the path"
+    );
+    assert!(rg.sorting_columns().is_some_and(|s| s.len() == 2));
+    w.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn partitions_by_tenant_and_utc_day_and_splits_large_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.flush.max_file_rows = 40;
+    let (w, _) = open(dir.path(), cfg).await;
+    let records = synthetic_records(600, 3, 4, 1);
+    for chunk in records.chunks(50) {
+        w.append(chunk.to_vec()).await.unwrap();
+    }
+    w.flush().await.unwrap();
+    let (snap, files) = read_all(w.location()).await;
+    assert_eq!(snap.rows(), 600);
+    let partitions: BTreeSet<_> = snap
+        .files
+        .values()
+        .map(|f| (f.tenant.clone(), f.dt.clone()))
+        .collect();
+    assert_eq!(partitions.len(), 12);
+    for (key, _, batches) in &files {
+        let f = &snap.files[key];
+        assert!(f.rows <= 40);
+        assert!(key.contains(&format!("tenant={}/dt={}/", f.tenant, f.dt)));
+        // Every row of a file starts on the file's day (UTC).
+        let day = chrono::NaiveDate::parse_from_str(&f.dt, "%Y-%m-%d").unwrap();
+        for b in batches {
+            let ts = b
+                .column_by_name("start_time")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow_array::TimestampMicrosecondArray>()
+                .unwrap();
+            for v in ts.values() {
+                assert_eq!(genai_audit_store::layout::day_of(*v), day);
+            }
+        }
+    }
+    w.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn flushes_by_rows_and_by_age_without_being_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.flush = FlushPolicy {
+        max_rows: 100,
+        max_age: Duration::from_millis(300),
+        ..FlushPolicy::default()
+    };
+    let (w, _) = open(dir.path(), cfg).await;
+    w.append(synthetic_records(150, 1, 1, 2)).await.unwrap();
+    wait_for(|| {
+        w.stats()
+            .records_written
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 150
+    })
+    .await;
+    w.append(synthetic_records(5, 1, 1, 3)).await.unwrap();
+    wait_for(|| {
+        w.stats()
+            .records_written
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 155
+    })
+    .await;
+    assert!(
+        w.wal_bytes() <= 64,
+        "committed entries are released from the WAL: {} bytes left",
+        w.wal_bytes()
+    );
+    w.shutdown().await.unwrap();
+}
+
+async fn wait_for(mut cond: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition not reached in 5 s");
+}
+
+#[test]
+fn unflushed_records_are_replayed_once_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = synthetic_records(300, 2, 2, 4);
+    {
+        // A runtime dropped without flushing: the process "stops" with everything in the WAL.
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let (w, _) = open(dir.path(), config(dir.path())).await;
+            for c in records.chunks(30) {
+                w.append(c.to_vec()).await.unwrap();
+            }
+        });
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (w, report) = open(dir.path(), config(dir.path())).await;
+        assert_eq!(
+            (report.replayed_entries, report.replayed_records),
+            (10, 300)
+        );
+        w.shutdown().await.unwrap();
+        let (snap, _) = read_all(w.location()).await;
+        assert_eq!(snap.rows(), 300);
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (w, report) = open(dir.path(), config(dir.path())).await;
+        assert_eq!(
+            report.replayed_entries, 0,
+            "committed entries are not replayed"
+        );
+        assert_eq!(report.previous_commits, 1);
+        let (snap, _) = read_all(w.location()).await;
+        assert_eq!(snap.rows(), 300);
+    });
+}
+
+// ---- crash tests: a child process (this test binary) killed at each step ----
+
+const CHILD_ENV: &str = "GENAI_STORE_CRASH_CHILD";
+
+/// Child side: appends batches, printing each acknowledged record id, then crashes (a failpoint
+/// or the parent's SIGKILL). Does nothing when not run as a child.
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let seed: u64 = std::env::var("GENAI_STORE_CRASH_SEED")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let failpoint = std::env::var("GENAI_STORE_FAILPOINT").ok();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut cfg = config(&dir);
+        cfg.flush.max_rows = 64;
+        cfg.flush.max_file_rows = 50;
+        let (w, _) = open(&dir, cfg).await;
+        let records = synthetic_records(2000, 3, 2, seed);
+        let mut out = std::io::stdout();
+        for (i, chunk) in records.chunks(20).enumerate() {
+            w.append(chunk.to_vec()).await.unwrap();
+            let ids: Vec<_> = chunk.iter().map(|r| r.record_id.as_str()).collect();
+            use std::io::Write;
+            writeln!(out, "ACK {}", ids.join(" ")).unwrap();
+            out.flush().unwrap();
+            if let (Some(fp), 3) = (&failpoint, i) {
+                genai_audit_store::failpoint::arm(fp);
+                w.flush().await.unwrap();
+                unreachable!("the failpoint aborts");
+            }
+        }
+        // Without a failpoint, keep the process busy until the parent kills it.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+}
+
+/// Runs the child until it dies; returns the record ids it acknowledged.
+fn run_child(
+    dir: &Path,
+    seed: u64,
+    failpoint: Option<&str>,
+    kill_after: Option<Duration>,
+) -> Vec<String> {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "--exact",
+        "writer::crash_child",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, dir)
+    .env("GENAI_STORE_CRASH_SEED", seed.to_string())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    if let Some(fp) = failpoint {
+        cmd.env("GENAI_STORE_FAILPOINT", fp);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut ids = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            // The harness prints "test … ... " before the first line without a newline.
+            if let Some((_, rest)) = line.split_once("ACK ") {
+                ids.extend(rest.split(' ').map(str::to_owned));
+            }
+        }
+        ids
+    });
+    if let Some(after) = kill_after {
+        std::thread::sleep(after);
+        child.kill().unwrap(); // SIGKILL
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the child must die, not exit cleanly");
+    reader.join().unwrap()
+}
+
+/// After any crash, a restart must end with every acknowledged record committed exactly once.
+fn recover_and_check(dir: &Path, acked: &[String]) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (w, _) = open(dir, config(dir)).await;
+        w.shutdown().await.unwrap();
+        let (snap, files) = read_all(w.location()).await;
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for (_, _, batches) in &files {
+            for b in batches {
+                for id in strings(b, "record_id").into_iter().flatten() {
+                    *seen.entry(id).or_default() += 1;
+                }
+            }
+        }
+        let dupes: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(dupes.is_empty(), "duplicated records: {dupes:?}");
+        let missing: Vec<_> = acked.iter().filter(|id| !seen.contains_key(*id)).collect();
+        assert!(
+            missing.is_empty(),
+            "{} acknowledged records lost",
+            missing.len()
+        );
+        assert_eq!(snap.rows() as usize, seen.len());
+    });
+}
+
+#[test]
+fn a_crash_at_each_step_of_the_commit_protocol_loses_and_duplicates_nothing() {
+    for (i, fp) in genai_audit_store::failpoint::POINTS.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let acked = run_child(dir.path(), 100 + i as u64, Some(fp), None);
+        assert_eq!(
+            acked.len(),
+            80,
+            "{fp}: 4 batches of 20 acknowledged before the crash"
+        );
+        recover_and_check(dir.path(), &acked);
+    }
+}
+
+#[test]
+fn kill_9_at_random_moments_during_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut acked = Vec::new();
+    // Each round restarts on the same WAL and store, with new records, then is killed mid-flight.
+    for (round, ms) in [35u64, 120, 60, 250, 90].into_iter().enumerate() {
+        acked.extend(run_child(
+            dir.path(),
+            1000 + round as u64,
+            None,
+            Some(Duration::from_millis(ms)),
+        ));
+    }
+    assert!(!acked.is_empty());
+    recover_and_check(dir.path(), &acked);
+}
