@@ -10,6 +10,7 @@
 //! - [`manifest::Snapshot`]: the committed files, for readers.
 //! - [`wal`]: the write-ahead log itself.
 
+pub mod commit;
 mod error;
 pub mod failpoint;
 pub mod layout;
@@ -19,6 +20,7 @@ pub mod parquet_file;
 pub mod wal;
 pub mod writer;
 
+pub use commit::{CommitReport, Committer};
 pub use error::{Error, Result};
 pub use location::StoreLocation;
 pub use writer::{FlushPolicy, FlushReport, OpenReport, Writer, WriterConfig};

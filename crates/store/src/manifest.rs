@@ -8,7 +8,7 @@
 //! last committed one. That is the exactly-once rule: a WAL entry's records become visible in the
 //! commit that names its range, and in no other.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::TryStreamExt;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -77,6 +77,9 @@ pub struct Snapshot {
     pub files: BTreeMap<String, FileEntry>,
     /// Per collector: (last commit number, last WAL entry committed).
     pub collectors: BTreeMap<String, CollectorState>,
+    /// Keys removed by some commit. File names are never reused, so a removed key stays removed
+    /// whatever order commits are applied in.
+    pub removed: BTreeSet<String>,
 }
 
 /// What a collector has committed so far.
@@ -126,19 +129,31 @@ impl Snapshot {
         Ok(snap)
     }
 
-    /// Applies one commit.
+    /// Applies one commit. Order-independent across collectors: a compaction commit that
+    /// removes another collector's file may be applied before or after the commit adding it.
     pub fn apply(&mut self, c: &Commit) {
         for key in &c.removed {
             self.files.remove(key);
+            self.removed.insert(key.clone());
         }
         for f in &c.added {
-            self.files.insert(f.key.clone(), f.clone());
+            if !self.removed.contains(&f.key) {
+                self.files.insert(f.key.clone(), f.clone());
+            }
         }
         let st = self.collectors.entry(c.collector_id.clone()).or_default();
         st.last_commit = st.last_commit.max(c.commit);
         if let Some(w) = c.wal_last {
             st.last_wal = Some(st.last_wal.map_or(w, |x| x.max(w)));
         }
+    }
+
+    /// Live files of one partition.
+    pub fn partition(&self, tenant: &str, dt: &str) -> Vec<&FileEntry> {
+        self.files
+            .values()
+            .filter(|f| f.tenant == tenant && f.dt == dt)
+            .collect()
     }
 
     /// Rows in live files.
@@ -185,5 +200,51 @@ pub async fn write_commit(loc: &StoreLocation, c: &Commit) -> Result<bool> {
             }
         }
         Err(e) => Err(Error::object("put", key.as_ref(), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(key: &str) -> FileEntry {
+        FileEntry {
+            key: key.into(),
+            size: 1,
+            rows: 1,
+            sha256: String::new(),
+            tenant: "t".into(),
+            dt: "2025-01-01".into(),
+            min_start_time_us: 0,
+            max_start_time_us: 0,
+            schema_fingerprint: String::new(),
+        }
+    }
+
+    fn commit(collector: &str, n: u64, added: &[&str], removed: &[&str]) -> Commit {
+        Commit {
+            version: MANIFEST_VERSION,
+            collector_id: collector.into(),
+            commit: n,
+            kind: "test".into(),
+            wal_first: None,
+            wal_last: None,
+            added: added.iter().map(|k| file(k)).collect(),
+            removed: removed.iter().map(|k| (*k).to_owned()).collect(),
+            created_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn removals_hold_whatever_the_order_of_application() {
+        let add = commit("z-writer", 1, &["a", "b"], &[]);
+        let compact = commit("a-compactor", 1, &["c"], &["a", "b"]);
+        for order in [[&add, &compact], [&compact, &add]] {
+            let mut s = Snapshot::default();
+            for c in order {
+                s.apply(c);
+            }
+            assert_eq!(s.files.keys().collect::<Vec<_>>(), ["c"]);
+        }
     }
 }

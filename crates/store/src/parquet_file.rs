@@ -130,7 +130,8 @@ pub fn prepare(batch: &RecordBatch) -> Result<RecordBatch> {
     sort(&projected)
 }
 
-fn sort(batch: &RecordBatch) -> Result<RecordBatch> {
+/// Sorts a file batch by (`user_id` nulls last, `start_time`, `record_id`).
+pub fn sort(batch: &RecordBatch) -> Result<RecordBatch> {
     let col = |name: &str| {
         batch
             .column_by_name(name)

@@ -31,11 +31,10 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use genai_audit_core::{AuditRecord, records_to_batch};
-use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::commit::{MULTIPART_THRESHOLD, file_entry, put_replacing_orphan};
 use crate::error::{Error, Result};
 use crate::layout::{day_of, flush_file_name, partition_dir, valid_collector_id};
 use crate::location::StoreLocation;
@@ -98,7 +97,7 @@ impl WriterConfig {
             wal_max_bytes: 1024 * 1024 * 1024,
             flush: FlushPolicy::default(),
             parquet: ParquetOptions::default(),
-            multipart_threshold: 16 * 1024 * 1024,
+            multipart_threshold: MULTIPART_THRESHOLD,
             max_retry_backoff: Duration::from_secs(30),
         }
     }
@@ -452,17 +451,7 @@ async fn flush_now(inner: &Arc<Inner>) -> Result<FlushReport> {
             if files.is_empty() {
                 crate::failpoint::hit("flush:after_first_file");
             }
-            files.push(FileEntry {
-                key,
-                size: encoded.bytes.len() as u64,
-                rows: encoded.rows,
-                sha256: encoded.sha256.clone(),
-                tenant: tenant.to_string(),
-                dt: day.format("%Y-%m-%d").to_string(),
-                min_start_time_us: encoded.min_start_us,
-                max_start_time_us: encoded.max_start_us,
-                schema_fingerprint: genai_audit_core::schema::schema_fingerprint(),
-            });
+            files.push(file_entry(key, &tenant, day, &encoded));
         }
     }
     crate::failpoint::hit("flush:after_files");
@@ -505,47 +494,12 @@ async fn flush_now(inner: &Arc<Inner>) -> Result<FlushReport> {
     })
 }
 
-/// Writes one file, retrying until it succeeds. Create-only for small files; an object that
-/// already exists under a name derived from an uncommitted WAL range is an orphan of a crashed
-/// flush and is replaced.
+/// Writes one file, retrying until it succeeds.
 async fn put_file(inner: &Arc<Inner>, key: &str, file: &EncodedFile) {
-    let path = inner.loc.path(key);
-    retry(inner, "put", || put_once(inner, &path, file)).await;
-}
-
-async fn put_once(inner: &Arc<Inner>, path: &Path, file: &EncodedFile) -> Result<()> {
-    let store = &inner.loc.store;
-    if file.bytes.len() > inner.cfg.multipart_threshold {
-        let upload = store
-            .put_multipart(path)
-            .await
-            .map_err(|e| Error::object("put_multipart", path.as_ref(), e))?;
-        let mut w = WriteMultipart::new_with_chunk_size(upload, 8 * 1024 * 1024);
-        w.put(file.bytes.clone());
-        w.finish()
-            .await
-            .map_err(|e| Error::object("put_multipart", path.as_ref(), e))?;
-        return Ok(());
-    }
-    let create = PutOptions {
-        mode: PutMode::Create,
-        ..Default::default()
-    };
-    match store
-        .put_opts(path, PutPayload::from_bytes(file.bytes.clone()), create)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(object_store::Error::AlreadyExists { .. }) => {
-            tracing::warn!(key = %path, "replacing an uncommitted file left by an interrupted flush");
-            store
-                .put(path, PutPayload::from_bytes(file.bytes.clone()))
-                .await
-                .map(|_| ())
-                .map_err(|e| Error::object("put", path.as_ref(), e))
-        }
-        Err(e) => Err(Error::object("put", path.as_ref(), e)),
-    }
+    retry(inner, "put", || {
+        put_replacing_orphan(&inner.loc, key, file, inner.cfg.multipart_threshold)
+    })
+    .await;
 }
 
 async fn retry<T, F, Fut>(inner: &Arc<Inner>, what: &str, mut f: F) -> T

@@ -1,6 +1,7 @@
 //! Integration tests of genai-audit-store.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod commit;
 mod common;
 mod wal;
 mod writer;

@@ -1,0 +1,391 @@
+//! One-shot commits outside the WAL path: `import` and compaction.
+//!
+//! Both are re-runnable instead of journaled: an import that dies is simply run again (it skips
+//! records already committed, by `record_id`), and a compaction that dies leaves its inputs in
+//! place. Files are named after the commit number they belong to, so a retried attempt rewrites
+//! the same names rather than adding new ones.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use arrow_array::{Array, RecordBatch, StringArray};
+use chrono::NaiveDate;
+use genai_audit_core::{AuditRecord, records_to_batch};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::error::{Error, Result};
+use crate::layout::{commit_file_name, day_of, partition_dir, valid_collector_id};
+use crate::location::StoreLocation;
+use crate::manifest::{Commit, FileEntry, MANIFEST_VERSION, Snapshot, write_commit};
+use crate::parquet_file::{
+    EncodedFile, ParquetOptions, decode, encode, file_schema, prepare, sort,
+};
+
+/// What a one-shot commit did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitReport {
+    /// Commit number (0 when nothing was committed).
+    pub commit: u64,
+    /// Records written.
+    pub records: u64,
+    /// Records skipped because a committed file already holds their `record_id`.
+    pub already_present: u64,
+    /// Files added.
+    pub files_added: Vec<FileEntry>,
+    /// Keys of files removed (compaction).
+    pub files_removed: Vec<String>,
+}
+
+/// Writes commits for one collector id (e.g. `import`, `compactor`).
+#[derive(Debug, Clone)]
+pub struct Committer {
+    loc: StoreLocation,
+    collector_id: String,
+    parquet: ParquetOptions,
+    max_file_rows: usize,
+}
+
+impl Committer {
+    /// A committer writing as `collector_id`.
+    pub fn new(loc: StoreLocation, collector_id: &str) -> Result<Self> {
+        if !valid_collector_id(collector_id) {
+            return Err(Error::InvalidArgument(format!(
+                "collector id {collector_id:?} must be 1-64 characters of A-Z a-z 0-9 . _ -"
+            )));
+        }
+        Ok(Self {
+            loc,
+            collector_id: collector_id.to_owned(),
+            parquet: ParquetOptions::default(),
+            max_file_rows: 1_000_000,
+        })
+    }
+
+    /// Caps the rows per file written.
+    pub fn with_max_file_rows(mut self, rows: usize) -> Self {
+        self.max_file_rows = rows.max(1);
+        self
+    }
+
+    /// The store.
+    pub fn location(&self) -> &StoreLocation {
+        &self.loc
+    }
+
+    /// Commits `records`, skipping any whose `record_id` is already committed in its partition
+    /// (so importing the same data twice adds nothing) or repeated within `records`.
+    pub async fn commit_records(
+        &self,
+        records: Vec<AuditRecord>,
+        kind: &str,
+    ) -> Result<CommitReport> {
+        let snapshot = Snapshot::load(&self.loc).await?;
+        let mut groups: BTreeMap<(Arc<str>, NaiveDate), Vec<AuditRecord>> = BTreeMap::new();
+        for r in records {
+            groups
+                .entry((r.tenant.clone(), day_of(r.start_time_us)))
+                .or_default()
+                .push(r);
+        }
+        let commit_no = snapshot
+            .collectors
+            .get(&self.collector_id)
+            .map_or(1, |c| c.last_commit + 1);
+        let mut report = CommitReport {
+            commit: commit_no,
+            ..CommitReport::default()
+        };
+        let mut part = 0u32;
+        for ((tenant, day), mut rs) in groups {
+            let dt = day.format("%Y-%m-%d").to_string();
+            let existing = record_ids(&self.loc, &snapshot.partition(&tenant, &dt)).await?;
+            let before = rs.len();
+            let mut seen = HashSet::with_capacity(rs.len());
+            rs.retain(|r| !existing.contains(&r.record_id) && seen.insert(r.record_id.clone()));
+            report.already_present += (before - rs.len()) as u64;
+            for chunk in rs.chunks(self.max_file_rows) {
+                let batch = prepare(&records_to_batch(chunk).map_err(Error::core)?)?;
+                let entry = self
+                    .write_file(&batch, &tenant, day, commit_no, part, kind)
+                    .await?;
+                part += 1;
+                report.records += entry.rows;
+                report.files_added.push(entry);
+            }
+        }
+        if report.files_added.is_empty() {
+            report.commit = 0;
+            return Ok(report);
+        }
+        self.write(commit_no, kind, &report.files_added, &[])
+            .await?;
+        Ok(report)
+    }
+
+    /// Merges the files of one partition into as few as `max_file_rows` allows, without
+    /// changing any row: the new files hold exactly the same rows (checked by `record_id`
+    /// before committing), and the commit that adds them removes the old ones, which are then
+    /// deleted. Does nothing when the partition has fewer than `min_files` files.
+    pub async fn compact_partition(
+        &self,
+        tenant: &str,
+        day: NaiveDate,
+        min_files: usize,
+    ) -> Result<CommitReport> {
+        let snapshot = Snapshot::load(&self.loc).await?;
+        let dt = day.format("%Y-%m-%d").to_string();
+        let inputs: Vec<FileEntry> = snapshot
+            .partition(tenant, &dt)
+            .into_iter()
+            .cloned()
+            .collect();
+        if inputs.len() < min_files.max(2) {
+            return Ok(CommitReport::default());
+        }
+        let mut batches = Vec::new();
+        let mut rows_in = 0u64;
+        for f in &inputs {
+            let bytes = self
+                .loc
+                .store
+                .get(&self.loc.path(&f.key))
+                .await
+                .map_err(|e| Error::object("get", &f.key, e))?
+                .bytes()
+                .await
+                .map_err(|e| Error::object("get", &f.key, e))?;
+            rows_in += f.rows;
+            batches.extend(decode(bytes)?);
+        }
+        let merged = arrow_select::concat::concat_batches(&file_schema(), &batches)
+            .map_err(Error::parquet)?;
+        let sorted = sort(&merged)?;
+        let ids_in = ids_of(&[sorted.clone()])?;
+        let commit_no = snapshot
+            .collectors
+            .get(&self.collector_id)
+            .map_or(1, |c| c.last_commit + 1);
+        let mut added = Vec::new();
+        let mut offset = 0;
+        let mut part = 0u32;
+        while offset < sorted.num_rows() {
+            let len = self.max_file_rows.min(sorted.num_rows() - offset);
+            let chunk = sorted.slice(offset, len);
+            let tenant_arc: Arc<str> = tenant.into();
+            added.push(
+                self.write_file(&chunk, &tenant_arc, day, commit_no, part, "compaction")
+                    .await?,
+            );
+            offset += len;
+            part += 1;
+        }
+        // Re-read what was written and check it holds exactly the input rows.
+        let mut out_batches = Vec::new();
+        for f in &added {
+            let bytes = self
+                .loc
+                .store
+                .get(&self.loc.path(&f.key))
+                .await
+                .map_err(|e| Error::object("get", &f.key, e))?
+                .bytes()
+                .await
+                .map_err(|e| Error::object("get", &f.key, e))?;
+            out_batches.extend(decode(bytes)?);
+        }
+        let rows_out: u64 = added.iter().map(|f| f.rows).sum();
+        if rows_out != rows_in || ids_of(&out_batches)? != ids_in {
+            return Err(Error::Parquet(format!(
+                "compaction of {tenant}/{dt} would change rows ({rows_in} in, {rows_out} out): not committed"
+            )));
+        }
+        let removed: Vec<String> = inputs.iter().map(|f| f.key.clone()).collect();
+        self.write(commit_no, "compaction", &added, &removed)
+            .await?;
+        for key in &removed {
+            if let Err(e) = self.loc.store.delete(&self.loc.path(key)).await {
+                tracing::warn!(key, error = %e, "could not delete a compacted file (it is no longer listed)");
+            }
+        }
+        tracing::info!(
+            tenant,
+            dt,
+            files_in = inputs.len(),
+            files_out = added.len(),
+            rows = rows_in,
+            "compacted"
+        );
+        Ok(CommitReport {
+            commit: commit_no,
+            records: rows_out,
+            already_present: 0,
+            files_added: added,
+            files_removed: removed,
+        })
+    }
+
+    async fn write_file(
+        &self,
+        batch: &RecordBatch,
+        tenant: &Arc<str>,
+        day: NaiveDate,
+        commit: u64,
+        part: u32,
+        kind: &str,
+    ) -> Result<FileEntry> {
+        let encoded = encode(
+            batch,
+            &self.collector_id,
+            &format!("{kind}:{commit}"),
+            &self.parquet,
+        )?;
+        let key = format!(
+            "{}/{}",
+            partition_dir(tenant, day),
+            commit_file_name(&self.collector_id, commit, part)
+        );
+        put_replacing_orphan(&self.loc, &key, &encoded, MULTIPART_THRESHOLD).await?;
+        Ok(file_entry(key, tenant, day, &encoded))
+    }
+
+    async fn write(
+        &self,
+        commit: u64,
+        kind: &str,
+        added: &[FileEntry],
+        removed: &[String],
+    ) -> Result<()> {
+        let c = Commit {
+            version: MANIFEST_VERSION,
+            collector_id: self.collector_id.clone(),
+            commit,
+            kind: kind.to_owned(),
+            wal_first: None,
+            wal_last: None,
+            added: added.to_vec(),
+            removed: removed.to_vec(),
+            created_at: chrono::Utc::now().to_rfc3339(),
+        };
+        write_commit(&self.loc, &c).await?;
+        Ok(())
+    }
+}
+
+/// The manifest entry of an encoded file.
+pub(crate) fn file_entry(
+    key: String,
+    tenant: &str,
+    day: NaiveDate,
+    encoded: &EncodedFile,
+) -> FileEntry {
+    FileEntry {
+        key,
+        size: encoded.bytes.len() as u64,
+        rows: encoded.rows,
+        sha256: encoded.sha256.clone(),
+        tenant: tenant.to_owned(),
+        dt: day.format("%Y-%m-%d").to_string(),
+        min_start_time_us: encoded.min_start_us,
+        max_start_time_us: encoded.max_start_us,
+        schema_fingerprint: genai_audit_core::schema::schema_fingerprint(),
+    }
+}
+
+/// Objects larger than this are uploaded in parts.
+pub(crate) const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
+
+/// Create-only put (multipart above `multipart_threshold`); an existing object under a
+/// not-yet-committed name is the orphan of an interrupted attempt and is replaced.
+pub(crate) async fn put_replacing_orphan(
+    loc: &StoreLocation,
+    key: &str,
+    file: &EncodedFile,
+    multipart_threshold: usize,
+) -> Result<()> {
+    let path = loc.path(key);
+    if file.bytes.len() > multipart_threshold {
+        // Multipart uploads cannot be create-only; names are unique per collector and commit,
+        // so the only object that can exist under this name is our own orphan.
+        let upload = loc
+            .store
+            .put_multipart(&path)
+            .await
+            .map_err(|e| Error::object("put_multipart", key, e))?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, 8 * 1024 * 1024);
+        w.put(file.bytes.clone());
+        w.finish()
+            .await
+            .map_err(|e| Error::object("put_multipart", key, e))?;
+        return Ok(());
+    }
+    let create = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match loc
+        .store
+        .put_opts(&path, PutPayload::from_bytes(file.bytes.clone()), create)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::AlreadyExists { .. }) => {
+            tracing::warn!(
+                key,
+                "replacing an uncommitted file left by an interrupted attempt"
+            );
+            loc.store
+                .put(&path, PutPayload::from_bytes(file.bytes.clone()))
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::object("put", key, e))
+        }
+        Err(e) => Err(Error::object("put", key, e)),
+    }
+}
+
+/// Every `record_id` in `files`, decoding only that column.
+pub async fn record_ids(loc: &StoreLocation, files: &[&FileEntry]) -> Result<HashSet<String>> {
+    let mut ids = HashSet::new();
+    for f in files {
+        let bytes = loc
+            .store
+            .get(&loc.path(&f.key))
+            .await
+            .map_err(|e| Error::object("get", &f.key, e))?
+            .bytes()
+            .await
+            .map_err(|e| Error::object("get", &f.key, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(Error::parquet)?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), ["record_id"]);
+        let reader = builder
+            .with_projection(mask)
+            .build()
+            .map_err(Error::parquet)?;
+        for b in reader {
+            ids.extend(column_strings(&b.map_err(Error::parquet)?, "record_id")?);
+        }
+    }
+    Ok(ids)
+}
+
+fn ids_of(batches: &[RecordBatch]) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for b in batches {
+        ids.extend(column_strings(b, "record_id")?);
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+fn column_strings(b: &RecordBatch, name: &str) -> Result<Vec<String>> {
+    let col = b
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(|| Error::Parquet(format!("file lacks a string column {name}")))?;
+    Ok((0..col.len())
+        .filter(|i| col.is_valid(*i))
+        .map(|i| col.value(i).to_owned())
+        .collect())
+}
