@@ -1,13 +1,18 @@
 //! The `genai-audit` binary.
 
+mod import;
+mod input;
 mod inspect;
 mod keys;
+mod store;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use genai_audit_core::{Normalizer, NormalizerConfig, PriceTable};
 
 // mimalloc: normalization allocates many small strings; glibc malloc costs ~25% of it.
 #[global_allocator]
@@ -39,15 +44,80 @@ enum Command {
     /// Reads OTLP/JSON (one export request per line, as the Collector's file exporter writes)
     /// and binary OTLP protobuf (.pb) trace and log requests; prints one JSON record per line.
     Inspect(inspect::InspectArgs),
+    /// Load OTLP files into the audit store.
+    ///
+    /// Reads OTLP/JSON (one export request per line, as the Collector's file exporter writes)
+    /// and binary OTLP protobuf (.pb), optionally gzip-compressed; directories are walked.
+    /// Content carried by OTLP log records is merged into its span's record. Idempotent:
+    /// records already in the store (same record_id) are skipped, so importing a file twice
+    /// adds nothing. A malformed file or line is reported as `path:line: message` and the rest
+    /// is imported.
+    ///
+    /// Exit status: 0 when everything was read, 1 when some input was malformed or unreadable
+    /// (the rest was imported), 2 on a fatal error (store unreachable, bad options); an import
+    /// that stopped can be run again.
+    Import(import::ImportArgs),
 }
 
 /// Options shared by commands that need the content hash key.
 #[derive(Debug, Clone, clap::Args)]
 struct KeyArgs {
-    /// File holding the content hash key (hex); created with mode 0600 if absent.
+    /// File holding the content hash key (hex); created with mode 0600 if absent. Default:
+    /// `<store dir>/keys/hash.key` for a local store, else `./genai-audit-data/keys/hash.key`.
     /// `GENAI_AUDIT_HASH_KEY` (hex) takes precedence.
-    #[arg(long, default_value = "genai-audit-data/keys/hash.key")]
-    hash_key_file: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    hash_key_file: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    /// The key file: as given, else in the local store's directory, else in the default store.
+    fn path(&self, local_store: Option<&Path>) -> PathBuf {
+        match (&self.hash_key_file, local_store) {
+            (Some(p), _) => p.clone(),
+            (None, Some(dir)) => dir.join("keys/hash.key"),
+            (None, None) => Path::new(store::DEFAULT_STORE).join("keys/hash.key"),
+        }
+    }
+}
+
+/// Options shared by commands that normalize OTLP: prices and the hash key.
+#[derive(Debug, Clone, clap::Args)]
+struct NormalizeArgs {
+    /// Extra price table (your contract prices) applied over the shipped one.
+    #[arg(long, value_name = "FILE")]
+    prices: Option<PathBuf>,
+    #[command(flatten)]
+    key: KeyArgs,
+}
+
+impl NormalizeArgs {
+    /// A normalizer with these prices and key (`local_store`: see [`KeyArgs::path`]).
+    fn normalizer(&self, local_store: Option<&Path>) -> Result<Normalizer> {
+        let key = keys::load_or_create(&self.key.path(local_store))?;
+        let mut prices = PriceTable::embedded();
+        if let Some(path) = &self.prices {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the price table {}", path.display()))?;
+            let extra = PriceTable::from_toml_str(&text)
+                .with_context(|| format!("in the price table {}", path.display()))?;
+            prices = prices.with_overrides(extra);
+        }
+        Ok(Normalizer::new(
+            NormalizerConfig {
+                prices: Arc::new(prices),
+                ..NormalizerConfig::default()
+            },
+            key,
+        ))
+    }
+}
+
+/// Now, µs since the epoch.
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 fn main() -> ExitCode {
@@ -69,6 +139,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
              use `genai-audit inspect FILE` to see what would be recorded"
         ),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Import(args) => import::run(&args),
     }
 }
 

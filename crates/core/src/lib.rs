@@ -27,6 +27,8 @@ pub mod pii;
 pub mod record;
 pub mod retention;
 pub mod schema;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use classify::ClassificationRules;
 pub use cost::PriceTable;
@@ -40,4 +42,4 @@ pub use normalize::{
 pub use pii::{PiiScanner, PiiSet, PiiType};
 pub use record::{AuditRecord, CostSource, DataClassification, Source, SpanKind, Status};
 pub use retention::RetentionPolicy;
-pub use schema::{audit_schema, records_to_batch};
+pub use schema::{audit_schema, records_to_batch, records_to_batch_refs};

@@ -1,5 +1,6 @@
 //! Write-ahead log throughput: appends/s and MB/s with `Fsync` durability (one `fdatasync` per
 //! group), for batches of 100 payloads of ~300 bytes, and for single appends from several threads.
+//! An entry is 316 bytes on disk (16 bytes of framing): MB/s = entries/s x 316.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -32,8 +33,7 @@ fn bench_wal(c: &mut Criterion) {
         g.throughput(Throughput::Elements(BATCH as u64));
         g.bench_function(format!("{name}/batch100x300B"), |b| {
             b.iter(|| {
-                let r = wal.append_batch_blocking(payloads(BATCH)).unwrap();
-                wal.truncate_through_blocking(r.last).unwrap();
+                wal.append_batch_blocking(payloads(BATCH)).unwrap();
             });
         });
 
@@ -48,16 +48,15 @@ fn bench_wal(c: &mut Criterion) {
                     .map(|_| {
                         let wal = Arc::clone(&wal);
                         std::thread::spawn(move || {
-                            let mut last = 0;
                             for p in payloads(per_thread) {
-                                last = wal.append_blocking(p).unwrap();
+                                wal.append_blocking(p).unwrap();
                             }
-                            last
                         })
                     })
                     .collect();
-                let last = hs.into_iter().map(|h| h.join().unwrap()).max().unwrap();
-                wal.truncate_through_blocking(last).unwrap();
+                for h in hs {
+                    h.join().unwrap();
+                }
             });
         });
         wal.close_blocking().unwrap();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch, StringArray};
 use chrono::NaiveDate;
-use genai_audit_core::{AuditRecord, records_to_batch};
+use genai_audit_core::AuditRecord;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -20,7 +20,7 @@ use crate::layout::{commit_file_name, day_of, partition_dir, valid_collector_id}
 use crate::location::StoreLocation;
 use crate::manifest::{Commit, FileEntry, MANIFEST_VERSION, Snapshot, write_commit};
 use crate::parquet_file::{
-    EncodedFile, ParquetOptions, decode, encode, file_schema, prepare, sort,
+    EncodedFile, ParquetOptions, decode, encode, file_schema, records_to_file_batch, sort,
 };
 
 /// What a one-shot commit did.
@@ -106,7 +106,7 @@ impl Committer {
             rs.retain(|r| !existing.contains(&r.record_id) && seen.insert(r.record_id.clone()));
             report.already_present += (before - rs.len()) as u64;
             for chunk in rs.chunks(self.max_file_rows) {
-                let batch = prepare(&records_to_batch(chunk).map_err(Error::core)?)?;
+                let batch = records_to_file_batch(chunk)?;
                 let entry = self
                     .write_file(&batch, &tenant, day, commit_no, part, kind)
                     .await?;

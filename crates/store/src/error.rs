@@ -147,10 +147,6 @@ impl Error {
         Error::Parquet(e.to_string())
     }
 
-    pub(crate) fn core(e: genai_audit_core::Error) -> Self {
-        Error::Core(e)
-    }
-
     pub(crate) fn wal_io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::WalIo {
             path: path.into(),

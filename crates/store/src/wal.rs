@@ -983,6 +983,8 @@ fn create_segment(dir: &Path, first_seq: u64, durability: Durability) -> Result<
     let name = segment_name(first_seq);
     let path = dir.join(&name);
     match fs::symlink_metadata(&path) {
+        // A header-only file holds no entry: what a failed creation left behind; replaced below.
+        Ok(m) if m.is_file() && m.len() <= SEGMENT_HEADER_LEN => {}
         Ok(_) => {
             return Err(Error::wal_io(
                 &path,
@@ -1014,8 +1016,12 @@ fn create_segment(dir: &Path, first_seq: u64, durability: Durability) -> Result<
             return Err(Error::wal_io(&path, e));
         }
     };
-    if durability == Durability::Fsync {
-        sync_dir(dir)?;
+    if durability == Durability::Fsync
+        && let Err(e) = sync_dir(dir)
+    {
+        // Not known to be durable: take it back, so that a retry starts from scratch.
+        let _ = fs::remove_file(&path);
+        return Err(e);
     }
     tracing::debug!(path = %path.display(), first_seq, "write-ahead log segment created");
     Ok((

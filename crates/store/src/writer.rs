@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use genai_audit_core::{AuditRecord, records_to_batch};
+use genai_audit_core::AuditRecord;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::layout::{day_of, flush_file_name, partition_dir, valid_collector_id};
 use crate::location::StoreLocation;
 use crate::manifest::{Commit, FileEntry, MANIFEST_VERSION, Snapshot, write_commit};
-use crate::parquet_file::{EncodedFile, ParquetOptions, encode, prepare};
+use crate::parquet_file::{EncodedFile, ParquetOptions, encode, records_to_file_batch};
 use crate::wal::{AppendHandle, Durability, Wal, WalOptions};
 
 /// When the buffer is written out as Parquet.
@@ -439,7 +439,7 @@ async fn flush_now(inner: &Arc<Inner>) -> Result<FlushReport> {
     let mut files = Vec::new();
     for ((tenant, day), records) in groups {
         for (part, chunk) in records.chunks(cfg.flush.max_file_rows.max(1)).enumerate() {
-            let batch = prepare(&records_to_batch(chunk).map_err(Error::core)?)?;
+            let batch = records_to_file_batch(chunk)?;
             let origin = format!("wal:{first}-{last}");
             let encoded = encode(&batch, &cfg.collector_id, &origin, &cfg.parquet)?;
             let key = format!(

@@ -3,5 +3,7 @@
 
 mod commit;
 mod common;
+mod engines;
+mod s3;
 mod wal;
 mod writer;
