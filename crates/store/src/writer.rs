@@ -131,7 +131,7 @@ pub struct WriterStats {
     pub commits: AtomicU64,
     /// Object store errors (each retried).
     pub store_errors: AtomicU64,
-    /// Duplicate records (same record_id in one flush) dropped.
+    /// Duplicate records dropped (a `record_id` already in this flush or a recent one).
     pub duplicates_dropped: AtomicU64,
 }
 
@@ -176,6 +176,45 @@ struct Inner {
     /// Serializes flushes (the background task, explicit `flush`, shutdown).
     flush_lock: tokio::sync::Mutex<FlushState>,
     stats: WriterStats,
+    recent: Mutex<RecentIds>,
+}
+
+/// How many flushes back duplicates are looked for.
+const RECENT_FLUSHES: usize = 3;
+
+/// Record ids of the last few flushes (replayed records are in the first flush after a restart).
+///
+/// Why: a client whose request timed out, or whose acknowledgement was lost in a crash,
+/// resends the same spans. Their ids are deterministic, so the resend is recognisable; it
+/// arrives within moments (or right after the restart), so a short window catches it at the
+/// cost of 16 bytes per id.
+#[derive(Default)]
+struct RecentIds {
+    generations: std::collections::VecDeque<std::collections::HashSet<(Arc<str>, u128)>>,
+}
+
+impl RecentIds {
+    fn contains(&self, key: &(Arc<str>, u128)) -> bool {
+        self.generations.iter().any(|g| g.contains(key))
+    }
+
+    fn push(&mut self, ids: std::collections::HashSet<(Arc<str>, u128)>) {
+        self.generations.push_back(ids);
+        while self.generations.len() > RECENT_FLUSHES {
+            self.generations.pop_front();
+        }
+    }
+}
+
+/// The id as a number (ids are 32 hex digits; anything else is hashed to keep it comparable).
+fn id_key(r: &AuditRecord) -> (Arc<str>, u128) {
+    let n = u128::from_str_radix(&r.record_id, 16).unwrap_or_else(|_| {
+        let d = <sha2::Sha256 as sha2::Digest>::digest(r.record_id.as_bytes());
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&d[..16]);
+        u128::from_be_bytes(b)
+    });
+    (r.tenant.clone(), n)
 }
 
 struct FlushState {
@@ -263,6 +302,7 @@ impl Writer {
                 next_commit: mine.last_commit + 1,
             }),
             stats: WriterStats::default(),
+            recent: Mutex::new(RecentIds::default()),
         });
         let committer = tokio::spawn(committer(inner.clone(), rx));
         let flusher = tokio::spawn(flusher(inner.clone()));
@@ -414,20 +454,24 @@ async fn flush_now(inner: &Arc<Inner>) -> Result<FlushReport> {
     ) else {
         return Ok(FlushReport::default());
     };
-    // Group by partition; drop exact duplicates (same span delivered twice in one flush).
+    // Group by partition; drop duplicates (a span delivered twice, in this flush or a recent one).
     let mut groups: BTreeMap<(Arc<str>, NaiveDate), Vec<AuditRecord>> = BTreeMap::new();
     let mut seen = std::collections::HashSet::new();
     let mut dupes = 0u64;
-    for e in taken.entries {
-        for r in e.records {
-            if !seen.insert((r.tenant.clone(), r.record_id.clone())) {
-                dupes += 1;
-                continue;
+    {
+        let recent = inner.recent.lock().map_err(|_| Error::WalClosed)?;
+        for e in taken.entries {
+            for r in e.records {
+                let key = id_key(&r);
+                if recent.contains(&key) || !seen.insert(key) {
+                    dupes += 1;
+                    continue;
+                }
+                groups
+                    .entry((r.tenant.clone(), day_of(r.start_time_us)))
+                    .or_default()
+                    .push(r);
             }
-            groups
-                .entry((r.tenant.clone(), day_of(r.start_time_us)))
-                .or_default()
-                .push(r);
         }
     }
     inner
@@ -470,6 +514,9 @@ async fn flush_now(inner: &Arc<Inner>) -> Result<FlushReport> {
     state.next_commit += 1;
     crate::failpoint::hit("flush:after_commit");
     inner.wal.truncate_through(last).await?;
+    if let Ok(mut recent) = inner.recent.lock() {
+        recent.push(seen);
+    }
     let rows: u64 = files.iter().map(|f| f.rows).sum();
     let bytes: u64 = files.iter().map(|f| f.size).sum();
     let s = &inner.stats;

@@ -443,3 +443,25 @@ fn kill_9_at_random_moments_during_ingest() {
     assert!(!acked.is_empty());
     recover_and_check(dir.path(), &acked);
 }
+
+#[tokio::test]
+async fn a_resent_request_after_its_flush_is_not_committed_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, _) = open(dir.path(), config(dir.path())).await;
+    let records = synthetic_records(50, 1, 1, 9);
+    w.append(records.clone()).await.unwrap();
+    w.flush().await.unwrap();
+    // The client never saw the ack (timeout, crash) and sends the same spans again.
+    w.append(records.clone()).await.unwrap();
+    w.append(synthetic_records(10, 1, 1, 10)).await.unwrap();
+    w.flush().await.unwrap();
+    let (snap, _) = read_all(w.location()).await;
+    assert_eq!(snap.rows(), 60);
+    assert_eq!(
+        w.stats()
+            .duplicates_dropped
+            .load(std::sync::atomic::Ordering::Relaxed),
+        50
+    );
+    w.shutdown().await.unwrap();
+}
