@@ -162,7 +162,7 @@ impl Committer {
         let merged = arrow_select::concat::concat_batches(&file_schema(), &batches)
             .map_err(Error::parquet)?;
         let sorted = sort(&merged)?;
-        let ids_in = ids_of(&[sorted.clone()])?;
+        let ids_in = ids_of(std::slice::from_ref(&sorted))?;
         let commit_no = snapshot
             .collectors
             .get(&self.collector_id)

@@ -434,10 +434,8 @@ async fn flusher(inner: Arc<Inner>) {
             .lock()
             .map(|b| b.due(&inner.cfg.flush))
             .unwrap_or(false);
-        if due {
-            if let Err(e) = flush_now(&inner).await {
-                tracing::error!(error = %e, "flush failed; the records stay in the WAL and will be retried");
-            }
+        if due && let Err(e) = flush_now(&inner).await {
+            tracing::error!(error = %e, "flush failed; the records stay in the WAL and will be retried");
         }
     }
 }

@@ -181,12 +181,12 @@ fn piece_text(raw: Raw<'_>) -> String {
 
 fn text_of_str(s: &str, out: &mut Vec<String>) {
     let t = s.trim_start();
-    if t.starts_with('[') || t.starts_with('{') {
-        if let Ok(json) = serde_json::from_str::<Json>(s) {
-            collect_json(&json, out);
-            return;
-        }
-        // Truncated or invalid JSON: hash and scan the raw text rather than lose it.
+    // Truncated or invalid JSON falls through: hash and scan the raw text rather than lose it.
+    if (t.starts_with('[') || t.starts_with('{'))
+        && let Ok(json) = serde_json::from_str::<Json>(s)
+    {
+        collect_json(&json, out);
+        return;
     }
     if !s.is_empty() {
         out.push(s.to_owned());

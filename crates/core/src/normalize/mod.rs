@@ -244,6 +244,9 @@ pub struct Normalizer {
     scanner: PiiScanner,
 }
 
+/// (trace id, span id) as sent.
+type SpanKey<'a> = (&'a [u8], &'a [u8]);
+
 struct ResourceInfo {
     tenant: Result<Arc<str>, String>,
     service_name: Option<Arc<str>>,
@@ -322,8 +325,8 @@ impl Normalizer {
                 out.uncorrelated += n;
                 continue;
             };
-            let mut groups: Vec<((&[u8], &[u8]), ContentCollector<'_>)> = Vec::new();
-            let mut index: HashMap<(&[u8], &[u8]), usize> = HashMap::new();
+            let mut groups: Vec<(SpanKey<'_>, ContentCollector<'_>)> = Vec::new();
+            let mut index: HashMap<SpanKey<'_>, usize> = HashMap::new();
             for sl in &rl.scope_logs {
                 for lr in &sl.log_records {
                     out.log_records_seen += 1;
@@ -588,10 +591,10 @@ impl Normalizer {
         if !is_call && has_usage {
             // Wrapper spans keep their roll-up usage as plain attributes, never as columns.
             for kv in &span.attributes {
-                if let (Some(v), Some(&(field, _))) = (&kv.value, KEY_INDEX.get(kv.key.as_str())) {
-                    if is_usage_field(field) {
-                        push_json_entry(&mut json, &kv.key, v);
-                    }
+                if let (Some(v), Some(&(field, _))) = (&kv.value, KEY_INDEX.get(kv.key.as_str()))
+                    && is_usage_field(field)
+                {
+                    push_json_entry(&mut json, &kv.key, v);
                 }
             }
         }

@@ -63,8 +63,8 @@ pub(crate) fn as_i64(v: &AnyValue) -> Option<i64> {
 
 fn f64_to_i64(d: f64) -> Option<i64> {
     // 2^63 is exactly representable; anything at or above it does not fit.
-    (d.is_finite() && d.fract() == 0.0 && d.abs() < 9.223_372_036_854_775_808e18)
-        .then_some(d as i64)
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    (d.is_finite() && d.fract() == 0.0 && d.abs() < TWO_POW_63).then_some(d as i64)
 }
 
 /// A token count: a non-negative integer.
