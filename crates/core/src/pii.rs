@@ -111,7 +111,9 @@ impl fmt::Display for PiiType {
 }
 
 /// A set of [`PiiType`]s (a bit set: cheap to copy and merge).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct PiiSet(u16);
 
 impl PiiSet {

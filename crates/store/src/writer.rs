@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use genai_audit_core::AuditRecord;
+use genai_audit_core::{AuditRecord, CorrelatedContent, Normalizer};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -85,6 +85,9 @@ pub struct WriterConfig {
     pub multipart_threshold: usize,
     /// Longest pause between retries of a failing object store.
     pub max_retry_backoff: Duration,
+    /// Folds log-borne content into records at flush (classification and retention rules come
+    /// from it). Needed only for [`Writer::append_contents`].
+    pub normalizer: Option<Normalizer>,
 }
 
 impl WriterConfig {
@@ -99,6 +102,7 @@ impl WriterConfig {
             parquet: ParquetOptions::default(),
             multipart_threshold: MULTIPART_THRESHOLD,
             max_retry_backoff: Duration::from_secs(30),
+            normalizer: None,
         }
     }
 }
@@ -131,6 +135,8 @@ pub struct WriterStats {
     pub commits: AtomicU64,
     /// Object store errors (each retried).
     pub store_errors: AtomicU64,
+    /// Log-borne contents whose span never arrived within the waiting window.
+    pub contents_unmatched: AtomicU64,
     /// Duplicate records dropped (a `record_id` already in this flush or a recent one).
     pub duplicates_dropped: AtomicU64,
 }
@@ -146,9 +152,29 @@ pub struct FlushReport {
     pub commit: u64,
 }
 
+/// What one WAL entry holds.
+#[derive(Debug, Clone)]
+enum Payload {
+    /// Audit records (one OTLP traces request's worth).
+    Records(Vec<AuditRecord>),
+    /// Content from OTLP log records, waiting for its span's record.
+    Contents(Vec<PendingContent>),
+}
+
+/// Log-borne content and how many flushes it has already waited through.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct PendingContent {
+    content: CorrelatedContent,
+    flushes: u8,
+}
+
+/// Flushes a content may wait for its span (logs and spans are exported separately, so one may
+/// land just after a flush boundary); then it is counted as unmatched and dropped.
+const CONTENT_MAX_FLUSHES: u8 = 3;
+
 struct Entry {
     seq: u64,
-    records: Vec<AuditRecord>,
+    payload: Payload,
 }
 
 #[derive(Default)]
@@ -161,7 +187,7 @@ struct Buffer {
 
 struct Pending {
     ack: AppendHandle,
-    records: Vec<AuditRecord>,
+    payload: Payload,
     reply: oneshot::Sender<Result<u64>>,
 }
 
@@ -271,14 +297,16 @@ impl Writer {
                 report.skipped_committed += 1;
                 continue;
             }
-            let records = decode_records(&entry.payload).map_err(|reason| Error::WalCorrupt {
+            let payload = decode_payload(&entry.payload).map_err(|reason| Error::WalCorrupt {
                 path: cfg.wal_dir.clone(),
                 offset: 0,
                 reason: format!("entry {} does not decode: {reason}", entry.seq),
             })?;
             report.replayed_entries += 1;
-            report.replayed_records += records.len() as u64;
-            buffer.push(entry.seq, records);
+            if let Payload::Records(records) = &payload {
+                report.replayed_records += records.len() as u64;
+            }
+            buffer.push(entry.seq, payload);
         }
         if let Some(last) = mine.last_wal {
             wal.truncate_through(last).await?;
@@ -319,19 +347,34 @@ impl Writer {
         if records.is_empty() {
             return Ok(0);
         }
-        let payload = encode_records(&records)?;
-        let (reply, done) = oneshot::channel();
-        {
-            let tx = self.inner.enqueue.lock().map_err(|_| Error::WalClosed)?;
-            let ack = self.inner.wal.append(payload)?;
-            tx.send(Pending {
-                ack,
-                records,
-                reply,
-            })
-            .map_err(|_| Error::WalClosed)?;
+        enqueue(&self.inner, Payload::Records(records))?
+            .await
+            .map_err(|_| Error::WalClosed)?
+    }
+
+    /// Appends content extracted from OTLP log records (same durability as [`Writer::append`]).
+    /// At the next flush it is folded into the records of its spans (hashes, PII flags,
+    /// classification); content whose span has not arrived waits up to a few flushes.
+    /// Requires [`WriterConfig::normalizer`].
+    pub async fn append_contents(&self, contents: Vec<CorrelatedContent>) -> Result<u64> {
+        if contents.is_empty() {
+            return Ok(0);
         }
-        done.await.map_err(|_| Error::WalClosed)?
+        if self.inner.cfg.normalizer.is_none() {
+            return Err(Error::InvalidArgument(
+                "log-borne content needs WriterConfig::normalizer to be merged".into(),
+            ));
+        }
+        let pending = contents
+            .into_iter()
+            .map(|content| PendingContent {
+                content,
+                flushes: 0,
+            })
+            .collect();
+        enqueue(&self.inner, Payload::Contents(pending))?
+            .await
+            .map_err(|_| Error::WalClosed)?
     }
 
     /// Writes everything buffered now, regardless of thresholds.
@@ -374,12 +417,30 @@ impl Writer {
     }
 }
 
+/// Puts a payload into the WAL and the committer's queue under one lock, so the queue is in
+/// WAL order. Returns the receiver of the caller's acknowledgement.
+fn enqueue(inner: &Arc<Inner>, payload: Payload) -> Result<oneshot::Receiver<Result<u64>>> {
+    let bytes = encode_payload(&payload)?;
+    let (reply, done) = oneshot::channel();
+    let tx = inner.enqueue.lock().map_err(|_| Error::WalClosed)?;
+    let ack = inner.wal.append(bytes)?;
+    tx.send(Pending {
+        ack,
+        payload,
+        reply,
+    })
+    .map_err(|_| Error::WalClosed)?;
+    Ok(done)
+}
+
 impl Buffer {
-    fn push(&mut self, seq: u64, records: Vec<AuditRecord>) {
-        self.rows += records.len();
-        self.bytes += records.iter().map(estimated_size).sum::<usize>();
+    fn push(&mut self, seq: u64, payload: Payload) {
+        if let Payload::Records(records) = &payload {
+            self.rows += records.len();
+            self.bytes += records.iter().map(estimated_size).sum::<usize>();
+        }
         self.oldest.get_or_insert_with(Instant::now);
-        self.entries.push(Entry { seq, records });
+        self.entries.push(Entry { seq, payload });
     }
 
     fn due(&self, p: &FlushPolicy) -> bool {
@@ -400,10 +461,13 @@ async fn committer(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) 
     while let Some(p) = rx.recv().await {
         let result = match p.ack.await {
             Ok(seq) => {
-                let n = p.records.len() as u64;
+                let n = match &p.payload {
+                    Payload::Records(r) => r.len() as u64,
+                    Payload::Contents(_) => 0,
+                };
                 let due = match inner.buffer.lock() {
                     Ok(mut b) => {
-                        b.push(seq, p.records);
+                        b.push(seq, p.payload);
                         b.due(&inner.cfg.flush)
                     }
                     Err(_) => false,
@@ -452,25 +516,37 @@ async fn flush_now(inner: &Arc<Inner>) -> Result<FlushReport> {
     ) else {
         return Ok(FlushReport::default());
     };
-    // Group by partition; drop duplicates (a span delivered twice, in this flush or a recent one).
-    let mut groups: BTreeMap<(Arc<str>, NaiveDate), Vec<AuditRecord>> = BTreeMap::new();
+    // Drop duplicates (a span delivered twice, in this flush or a recent one).
+    let mut records = Vec::new();
+    let mut contents = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut dupes = 0u64;
     {
         let recent = inner.recent.lock().map_err(|_| Error::WalClosed)?;
         for e in taken.entries {
-            for r in e.records {
-                let key = id_key(&r);
-                if recent.contains(&key) || !seen.insert(key) {
-                    dupes += 1;
-                    continue;
+            match e.payload {
+                Payload::Records(rs) => {
+                    for r in rs {
+                        let key = id_key(&r);
+                        if recent.contains(&key) || !seen.insert(key) {
+                            dupes += 1;
+                        } else {
+                            records.push(r);
+                        }
+                    }
                 }
-                groups
-                    .entry((r.tenant.clone(), day_of(r.start_time_us)))
-                    .or_default()
-                    .push(r);
+                Payload::Contents(cs) => contents.extend(cs),
             }
         }
+    }
+    // Fold log-borne content into its spans' records; keep the rest waiting.
+    let carried = merge_contents(inner, &mut records, contents);
+    let mut groups: BTreeMap<(Arc<str>, NaiveDate), Vec<AuditRecord>> = BTreeMap::new();
+    for r in records {
+        groups
+            .entry((r.tenant.clone(), day_of(r.start_time_us)))
+            .or_default()
+            .push(r);
     }
     inner
         .stats
@@ -511,6 +587,12 @@ async fn flush_now(inner: &Arc<Inner>) -> Result<FlushReport> {
     retry(inner, "commit", || write_commit(&inner.loc, &commit)).await;
     state.next_commit += 1;
     crate::failpoint::hit("flush:after_commit");
+    if !carried.is_empty() {
+        // Re-appended before the old entries are released, so the content stays durable.
+        enqueue(inner, Payload::Contents(carried))?
+            .await
+            .map_err(|_| Error::WalClosed)??;
+    }
     inner.wal.truncate_through(last).await?;
     if let Ok(mut recent) = inner.recent.lock() {
         recent.push(seen);
@@ -566,19 +648,67 @@ where
     }
 }
 
-/// WAL payload: format version byte, then the records in postcard.
-const PAYLOAD_VERSION: u8 = 1;
+/// WAL payload tags: a byte, then postcard.
+const TAG_RECORDS: u8 = 1;
+const TAG_CONTENTS: u8 = 2;
 
-fn encode_records(records: &[AuditRecord]) -> Result<Vec<u8>> {
-    let mut out = vec![PAYLOAD_VERSION];
-    postcard::to_io(records, &mut out).map_err(|e| Error::Codec(e.to_string()))?;
-    Ok(out)
+fn encode_payload(payload: &Payload) -> Result<Vec<u8>> {
+    let codec = |e: postcard::Error| Error::Codec(e.to_string());
+    match payload {
+        Payload::Records(records) => postcard::to_io(records, vec![TAG_RECORDS]).map_err(codec),
+        Payload::Contents(contents) => postcard::to_io(contents, vec![TAG_CONTENTS]).map_err(codec),
+    }
 }
 
-fn decode_records(payload: &[u8]) -> std::result::Result<Vec<AuditRecord>, String> {
-    match payload.split_first() {
-        Some((&PAYLOAD_VERSION, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
-        Some((v, _)) => Err(format!("unknown payload version {v}")),
+fn decode_payload(bytes: &[u8]) -> std::result::Result<Payload, String> {
+    match bytes.split_first() {
+        Some((&TAG_RECORDS, rest)) => postcard::from_bytes(rest)
+            .map(Payload::Records)
+            .map_err(|e| e.to_string()),
+        Some((&TAG_CONTENTS, rest)) => postcard::from_bytes(rest)
+            .map(Payload::Contents)
+            .map_err(|e| e.to_string()),
+        Some((tag, _)) => Err(format!("unknown payload tag {tag}")),
         None => Err("empty payload".into()),
     }
+}
+
+/// Merges contents into `records`; returns those still waiting for their span (aged by one
+/// flush). Contents past [`CONTENT_MAX_FLUSHES`] are counted and dropped.
+fn merge_contents(
+    inner: &Arc<Inner>,
+    records: &mut [AuditRecord],
+    contents: Vec<PendingContent>,
+) -> Vec<PendingContent> {
+    let Some(normalizer) = &inner.cfg.normalizer else {
+        return Vec::new();
+    };
+    if contents.is_empty() {
+        return Vec::new();
+    }
+    let key = |c: &CorrelatedContent| (c.tenant.clone(), c.trace_id.clone(), c.span_id.clone());
+    let ages: std::collections::HashMap<_, u8> = contents
+        .iter()
+        .map(|p| (key(&p.content), p.flushes))
+        .collect();
+    let unmatched =
+        normalizer.merge_contents(records, contents.into_iter().map(|p| p.content).collect());
+    let mut carried = Vec::new();
+    for content in unmatched {
+        let flushes = ages.get(&key(&content)).copied().unwrap_or(0) + 1;
+        if flushes < CONTENT_MAX_FLUSHES {
+            carried.push(PendingContent { content, flushes });
+        } else {
+            inner
+                .stats
+                .contents_unmatched
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                trace_id = %content.trace_id,
+                span_id = %content.span_id,
+                "log-borne content never met its span; dropped"
+            );
+        }
+    }
+    carried
 }

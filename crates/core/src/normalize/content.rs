@@ -62,7 +62,7 @@ pub(crate) struct ContentCollector<'a> {
 }
 
 /// Hashes, sizes and PII of a span's content: all that is kept of it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContentDigest {
     /// Keyed hash of the canonical prompt text.
     pub prompt_hash: Option<String>,

@@ -213,7 +213,7 @@ impl TracesOutcome {
 }
 
 /// Content carried by OTLP log records, keyed by the span it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CorrelatedContent {
     /// Tenant of the log records' resource (or the authenticated tenant).
     pub tenant: Arc<str>,

@@ -465,3 +465,107 @@ async fn a_resent_request_after_its_flush_is_not_committed_twice() {
     );
     w.shutdown().await.unwrap();
 }
+
+mod contents {
+    use super::*;
+    use genai_audit_core::CorrelatedContent;
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+
+    use crate::common::{fixtures_dir, normalizer};
+
+    /// The chat_pii span without its content attributes, and the content from its log record.
+    fn span_and_logs() -> (genai_audit_core::AuditRecord, Vec<CorrelatedContent>) {
+        let ctx = genai_audit_core::IngestContext::new(genai_audit_core::Source::OtlpHttp, "t", 1);
+        let mut req = ExportTraceServiceRequest::decode(
+            std::fs::read(fixtures_dir().join("openai-v2/chat_pii.pb"))
+                .unwrap()
+                .as_slice(),
+        )
+        .unwrap();
+        for s in req
+            .resource_spans
+            .iter_mut()
+            .flat_map(|r| r.scope_spans.iter_mut())
+            .flat_map(|s| s.spans.iter_mut())
+        {
+            s.attributes.retain(|kv| !kv.key.ends_with("messages"));
+        }
+        let record = normalizer().normalize_traces(&req, &ctx).records.remove(0);
+        assert!(!record.pii_detected);
+        let logs = ExportLogsServiceRequest::decode(
+            std::fs::read(fixtures_dir().join("openai-v2/logs/chat_pii.pb"))
+                .unwrap()
+                .as_slice(),
+        )
+        .unwrap();
+        (record, normalizer().normalize_logs(&logs, &ctx).contents)
+    }
+
+    async fn open_with_normalizer(dir: &Path) -> Writer {
+        let mut cfg = config(dir);
+        cfg.normalizer = Some(normalizer());
+        open(dir, cfg).await.0
+    }
+
+    async fn only_record(w: &Writer) -> (Vec<Option<String>>, Vec<Option<String>>) {
+        let (snap, files) = read_all(w.location()).await;
+        assert_eq!(snap.rows(), 1);
+        let b = &files[0].2[0];
+        (strings(b, "data_classification"), strings(b, "prompt_hash"))
+    }
+
+    #[tokio::test]
+    async fn content_from_logs_is_folded_into_its_span_in_the_same_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open_with_normalizer(dir.path()).await;
+        let (record, contents) = span_and_logs();
+        w.append(vec![record]).await.unwrap();
+        w.append_contents(contents).await.unwrap();
+        w.flush().await.unwrap();
+        let (class, hash) = only_record(&w).await;
+        assert_eq!(class[0].as_deref(), Some("restricted"));
+        assert!(hash[0].is_some());
+        w.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn content_that_arrives_first_waits_for_its_span_durably() {
+        let dir = tempfile::tempdir().unwrap();
+        let (record, contents) = span_and_logs();
+        {
+            let rt_dir = dir.path().to_path_buf();
+            let w = open_with_normalizer(&rt_dir).await;
+            w.append_contents(contents).await.unwrap();
+            w.flush().await.unwrap(); // no span yet: the content is carried
+            w.shutdown().await.unwrap();
+        }
+        // A restart in between: the carried content was re-appended to the WAL, not lost.
+        let w = open_with_normalizer(dir.path()).await;
+        w.append(vec![record]).await.unwrap();
+        w.flush().await.unwrap();
+        let (class, _) = only_record(&w).await;
+        assert_eq!(class[0].as_deref(), Some("restricted"));
+        w.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn content_whose_span_never_comes_is_dropped_after_the_window_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open_with_normalizer(dir.path()).await;
+        let (_, contents) = span_and_logs();
+        w.append_contents(contents).await.unwrap();
+        for _ in 0..3 {
+            w.flush().await.unwrap();
+        }
+        assert_eq!(
+            w.stats()
+                .contents_unmatched
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        assert!(w.wal_bytes() <= 64);
+        w.shutdown().await.unwrap();
+    }
+}
