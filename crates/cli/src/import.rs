@@ -53,13 +53,16 @@ pub struct ImportArgs {
     /// one store at the same time need different ids.
     #[arg(long, value_name = "ID", default_value = "import")]
     collector_id: String,
-    /// Records per commit; bounds memory (a record takes about 1-2 KB).
-    #[arg(long, value_name = "N", default_value_t = 200_000,
+    /// Records per commit. Bounds memory: committing takes about 5 KB per record at its peak.
+    #[arg(long, value_name = "N", default_value_t = 50_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     chunk_records: u64,
     #[command(flatten)]
     normalize: NormalizeArgs,
 }
+
+/// Malformed lines reported per file; the rest are only counted.
+const MAX_REPORTED_LINES: u64 = 20;
 
 /// Checks a tenant name. The same rule as `genai-audit-core`'s own check of tenants named by
 /// resources (private there): tenants name partition directories.
@@ -174,6 +177,8 @@ struct Importer {
     summary: Summary,
     bar: ProgressBar,
     bytes_read: Arc<AtomicU64>,
+    /// Requests and lines read, to update the progress bar every so often.
+    items: u64,
 }
 
 pub fn run(args: &ImportArgs) -> Result<ExitCode> {
@@ -207,6 +212,7 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode> {
         summary: Summary::default(),
         bar: progress_bar(total),
         bytes_read: Arc::new(AtomicU64::new(0)),
+        items: 0,
     };
     for (path, msg) in &inputs.problems {
         imp.summary.files_failed += 1;
@@ -272,6 +278,7 @@ impl Importer {
                 }
             };
         self.summary.files_read += 1;
+        let mut bad_lines = 0u64;
         for (line, item) in reader {
             match item {
                 Ok(Request::Traces(req)) => {
@@ -302,27 +309,51 @@ impl Importer {
                 }
                 Ok(Request::NotOtlp) => {
                     self.summary.malformed_lines += 1;
-                    self.report(&format!(
-                        "{path}:{line}: not an OTLP traces or logs request"
-                    ));
-                }
-                Err(e) => {
-                    if e.ends_file {
-                        self.summary.files_failed += 1;
-                    } else {
-                        self.summary.malformed_lines += 1;
+                    bad_lines += 1;
+                    if bad_lines <= MAX_REPORTED_LINES {
+                        self.report(&format!(
+                            "{path}:{line}: not an OTLP traces or logs request"
+                        ));
                     }
+                }
+                Err(e) if e.ends_file => {
+                    self.summary.files_failed += 1;
                     self.report(&format!("{path}:{line}: {:#}", e.error));
                 }
+                Err(e) => {
+                    self.summary.malformed_lines += 1;
+                    bad_lines += 1;
+                    if bad_lines <= MAX_REPORTED_LINES {
+                        self.report(&format!("{path}:{line}: {:#}", e.error));
+                    }
+                }
             }
-            self.bar
-                .set_position(self.bytes_read.load(Ordering::Relaxed));
+            self.items += 1;
+            if self.items.is_multiple_of(256) {
+                self.tick();
+            }
         }
-        self.bar.set_message(format!(
-            "{} files, {} records written",
-            self.summary.files_read, self.summary.records_written
-        ));
+        if bad_lines > MAX_REPORTED_LINES {
+            self.report(&format!(
+                "{path}: {} more malformed lines not shown",
+                bad_lines - MAX_REPORTED_LINES
+            ));
+        }
+        self.tick();
         Ok(())
+    }
+
+    /// Updates the progress bar (bytes read, spans seen, records written).
+    fn tick(&self) {
+        if self.bar.is_hidden() {
+            return;
+        }
+        self.bar
+            .set_position(self.bytes_read.load(Ordering::Relaxed));
+        self.bar.set_message(format!(
+            "{} files, {} spans, {} records written",
+            self.summary.files_read, self.summary.spans_seen, self.summary.records_written
+        ));
     }
 
     /// Adds a record to the chunk (once per span), committing the chunk when it is full.
@@ -349,6 +380,7 @@ impl Importer {
         let before = pending.len();
         self.pending = self.normalizer.merge_contents(&mut chunk, pending);
         self.summary.contents_merged += (before - self.pending.len()) as u64;
+        self.tick();
         let n = chunk.len();
         let report = self
             .rt

@@ -368,3 +368,40 @@ fn a_protobuf_stream_as_the_collector_writes_it_imports() {
     assert_eq!(count(&s, "records written"), 2);
     assert_eq!(count(&s, "log contents merged"), 1);
 }
+
+#[test]
+fn an_unreachable_store_is_fatal_before_anything_is_read() {
+    // The endpoint comes from the AWS_* environment (nothing listens on port 9).
+    let out = bin()
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .args(["import", "--store", "s3://audit/prefix"])
+        .arg(fixtures().join("openai-v2/chat_basic.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("reading the store s3://audit/prefix") && stderr.contains("127.0.0.1:9"),
+        "{}",
+        describe(&out)
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_file_of_garbage_reports_a_bounded_number_of_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("garbage.json");
+    std::fs::write(&file, "not json\n".repeat(100)).unwrap();
+    let out = import(&dir.path().join("store"), &[file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 21, "{stderr}");
+    assert!(stderr.contains(&format!("{}:20: invalid JSON", file.display())));
+    assert!(stderr.contains("80 more malformed lines not shown"));
+    assert_eq!(count(&summary(&out), "malformed lines"), 100);
+}
