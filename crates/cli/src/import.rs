@@ -184,7 +184,7 @@ struct Importer {
 pub fn run(args: &ImportArgs) -> Result<ExitCode> {
     let loc = crate::store::open(&args.store)?;
     let committer = Committer::new(loc.clone(), &args.collector_id)?;
-    let normalizer = args.normalize.normalizer(loc.local_dir.as_deref())?;
+    let normalizer = args.normalize.normalizer()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

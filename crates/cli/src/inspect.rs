@@ -22,7 +22,7 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: &InspectArgs) -> Result<ExitCode> {
-    let normalizer = args.normalize.normalizer(None)?;
+    let normalizer = args.normalize.normalizer()?;
     let ctx = IngestContext::new(Source::Import, "inspect", crate::now_us());
 
     let mut inputs = input::collect(&args.files);

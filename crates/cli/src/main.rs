@@ -6,7 +6,7 @@ mod inspect;
 mod keys;
 mod store;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -59,24 +59,26 @@ enum Command {
     Import(import::ImportArgs),
 }
 
+/// Where the content hash key is kept unless told otherwise.
+const DEFAULT_HASH_KEY_FILE: &str = "genai-audit-keys/hash.key";
+
 /// Options shared by commands that need the content hash key.
 #[derive(Debug, Clone, clap::Args)]
 struct KeyArgs {
     /// File holding the content hash key (hex); created with mode 0600 if absent. Default:
-    /// `<store dir>/keys/hash.key` for a local store, else `./genai-audit-data/keys/hash.key`.
+    /// `./genai-audit-keys/hash.key`, deliberately outside the store: a copy of the store handed
+    /// to an auditor must not carry the key that protects its hashes. Back it up separately.
     /// `GENAI_AUDIT_HASH_KEY` (hex) takes precedence.
     #[arg(long, value_name = "FILE")]
     hash_key_file: Option<PathBuf>,
 }
 
 impl KeyArgs {
-    /// The key file: as given, else in the local store's directory, else in the default store.
-    fn path(&self, local_store: Option<&Path>) -> PathBuf {
-        match (&self.hash_key_file, local_store) {
-            (Some(p), _) => p.clone(),
-            (None, Some(dir)) => dir.join("keys/hash.key"),
-            (None, None) => Path::new(store::DEFAULT_STORE).join("keys/hash.key"),
-        }
+    /// The key file: as given, else the default beside (never inside) the store.
+    fn path(&self) -> PathBuf {
+        self.hash_key_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_HASH_KEY_FILE))
     }
 }
 
@@ -91,9 +93,9 @@ struct NormalizeArgs {
 }
 
 impl NormalizeArgs {
-    /// A normalizer with these prices and key (`local_store`: see [`KeyArgs::path`]).
-    fn normalizer(&self, local_store: Option<&Path>) -> Result<Normalizer> {
-        let key = keys::load_or_create(&self.key.path(local_store))?;
+    /// A normalizer with these prices and key.
+    fn normalizer(&self) -> Result<Normalizer> {
+        let key = keys::load_or_create(&self.key.path())?;
         let mut prices = PriceTable::embedded();
         if let Some(path) = &self.prices {
             let text = std::fs::read_to_string(path)

@@ -18,7 +18,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// An I/O operation on a write-ahead log file failed. For an append this means the entries
     /// were refused (never acknowledged); entries acknowledged before are not affected.
-    #[error("write-ahead log I/O on {}: {source}", path.display())]
+    #[error("write-ahead log I/O on {}", path.display())]
     WalIo {
         /// The file or directory the operation was on.
         path: PathBuf,
@@ -88,7 +88,7 @@ pub enum Error {
         reason: String,
     },
     /// A local file or directory operation failed (outside the WAL).
-    #[error("I/O on {}: {source}", path.display())]
+    #[error("I/O on {}", path.display())]
     Io {
         /// The path.
         path: PathBuf,
@@ -97,7 +97,7 @@ pub enum Error {
         source: io::Error,
     },
     /// An object store request failed (retried by the writer; reported by one-shot tools).
-    #[error("object store {op} {key}: {source}")]
+    #[error("object store {op} {key}")]
     ObjectStore {
         /// The operation (`put`, `get`, `list`, …).
         op: &'static str,
@@ -117,6 +117,19 @@ pub enum Error {
         key: String,
         /// What is wrong.
         reason: String,
+    },
+    /// The writer stopped flushing after an error retrying cannot fix; everything acknowledged
+    /// is still in the WAL and is replayed at the next start. Restart once the cause is fixed.
+    #[error("the writer stopped flushing ({reason}); restart to replay the WAL")]
+    WriterFailed {
+        /// The error that stopped it.
+        reason: String,
+    },
+    /// The final flush at shutdown did not finish in time; what it held stays in the WAL.
+    #[error("shutdown flush did not finish within {after:?}; uncommitted records stay in the WAL")]
+    ShutdownTimeout {
+        /// The deadline.
+        after: Duration,
     },
     /// Records could not be serialized for the WAL.
     #[error("record encoding: {0}")]

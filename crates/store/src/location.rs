@@ -5,15 +5,19 @@
 //! spellings `object_store` knows). Credentials and endpoints are passed in as options (the
 //! binary collects them from the standard environment variables: `AWS_ACCESS_KEY_ID`,
 //! `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`,
-//! …); this crate reads no environment itself.
+//! …); this crate reads no environment itself. Keys that do not belong to the URL's provider are
+//! ignored, so all of `AWS_*`, `GOOGLE_*` and `AZURE_*` can be passed as they are.
 
 use std::fmt;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
-use object_store::ObjectStore;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::{ObjectStore, RetryConfig};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -70,11 +74,50 @@ impl StoreLocation {
             });
         }
         let parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
-        let (store, root) = object_store::parse_url_opts(&parsed, options.iter().cloned())
-            .map_err(|e| invalid(e.to_string()))?;
+        let store: Arc<dyn ObjectStore> = match parsed.scheme() {
+            "s3" | "s3a" => {
+                let mut b = AmazonS3Builder::new()
+                    .with_url(url)
+                    .with_retry(retry_config());
+                for (k, v) in options {
+                    if let Ok(key) = k.parse::<AmazonS3ConfigKey>() {
+                        b = b.with_config(key, v.clone());
+                    }
+                }
+                Arc::new(b.build().map_err(|e| invalid(e.to_string()))?)
+            }
+            "gs" => {
+                let mut b = GoogleCloudStorageBuilder::new()
+                    .with_url(url)
+                    .with_retry(retry_config());
+                for (k, v) in options {
+                    if let Ok(key) = k.parse::<GoogleConfigKey>() {
+                        b = b.with_config(key, v.clone());
+                    }
+                }
+                Arc::new(b.build().map_err(|e| invalid(e.to_string()))?)
+            }
+            "az" | "azure" | "abfs" | "abfss" | "adl" => {
+                let mut b = MicrosoftAzureBuilder::new()
+                    .with_url(url)
+                    .with_retry(retry_config());
+                for (k, v) in options {
+                    if let Ok(key) = k.parse::<AzureConfigKey>() {
+                        b = b.with_config(key, v.clone());
+                    }
+                }
+                Arc::new(b.build().map_err(|e| invalid(e.to_string()))?)
+            }
+            other => {
+                return Err(invalid(format!(
+                    "unsupported scheme {other:?} (use a path, file://, s3://, gs:// or az://)"
+                )));
+            }
+        };
+        let root = Path::from_url_path(parsed.path()).map_err(|e| invalid(e.to_string()))?;
         Ok(Self {
             display: url.to_owned(),
-            store: Arc::from(store),
+            store,
             root,
             local_dir: None,
         })
@@ -120,6 +163,17 @@ impl StoreLocation {
                 .join("/"),
             None => path.to_string(),
         }
+    }
+}
+
+/// A few quick retries inside object_store (a dropped connection, a 503), bounded in time: a
+/// longer outage must reach the writer, whose own retry loop keeps going, counts errors and
+/// applies backpressure, instead of hiding for minutes inside one request.
+fn retry_config() -> RetryConfig {
+    RetryConfig {
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(20),
+        ..RetryConfig::default()
     }
 }
 

@@ -566,7 +566,18 @@ impl Wal {
         let payload = payload.into();
         self.check_entry(payload.len())?;
         let bytes = ENTRY_HEADER_LEN + payload.len() as u64;
-        let rx = self.submit(Payloads::One(payload), bytes)?;
+        let rx = self.submit(Payloads::One(payload), bytes, true)?;
+        Ok(AppendHandle { rx })
+    }
+
+    /// Like [`Wal::append`], but exempt from the disk budget (the bytes still count towards
+    /// it). For an owner's bookkeeping that must not be refused at a point where refusal would
+    /// lose data, e.g. re-appending entries it is about to release; the caller bounds its size.
+    pub fn append_exempt(&self, payload: impl Into<Vec<u8>>) -> Result<AppendHandle> {
+        let payload = payload.into();
+        self.check_entry(payload.len())?;
+        let bytes = ENTRY_HEADER_LEN + payload.len() as u64;
+        let rx = self.submit(Payloads::One(payload), bytes, false)?;
         Ok(AppendHandle { rx })
     }
 
@@ -583,7 +594,7 @@ impl Wal {
             self.check_entry(p.len())?;
             bytes += ENTRY_HEADER_LEN + p.len() as u64;
         }
-        let rx = self.submit(Payloads::Many(payloads), bytes)?;
+        let rx = self.submit(Payloads::Many(payloads), bytes, true)?;
         Ok(BatchHandle { rx })
     }
 
@@ -697,9 +708,14 @@ impl Wal {
         &self,
         payloads: Payloads,
         bytes: u64,
+        enforce_budget: bool,
     ) -> Result<oneshot::Receiver<Result<SeqRange>>> {
         let tx = self.check_open()?;
-        let budget = self.opts.max_wal_bytes;
+        let budget = if enforce_budget {
+            self.opts.max_wal_bytes
+        } else {
+            u64::MAX
+        };
         if bytes > budget {
             return Err(Error::EntryTooLarge {
                 len: bytes,
@@ -713,7 +729,7 @@ impl Wal {
                 return Err(Error::Backpressure {
                     retry_after: self.opts.backpressure_retry_after,
                     wal_bytes: cur,
-                    budget,
+                    budget: self.opts.max_wal_bytes,
                 });
             }
             match self.shared.accounted.compare_exchange_weak(

@@ -203,6 +203,9 @@ struct Inner {
     flush_lock: tokio::sync::Mutex<FlushState>,
     stats: WriterStats,
     recent: Mutex<RecentIds>,
+    /// Set when a flush failed in a way retrying cannot fix (a bug, a commit conflict): no
+    /// further flush runs, so nothing more is released from the WAL; a restart replays it.
+    failed: Mutex<Option<String>>,
 }
 
 /// How many flushes back duplicates are looked for.
@@ -331,6 +334,7 @@ impl Writer {
             }),
             stats: WriterStats::default(),
             recent: Mutex::new(RecentIds::default()),
+            failed: Mutex::new(None),
         });
         let committer = tokio::spawn(committer(inner.clone(), rx));
         let flusher = tokio::spawn(flusher(inner.clone()));
@@ -347,7 +351,7 @@ impl Writer {
         if records.is_empty() {
             return Ok(0);
         }
-        enqueue(&self.inner, Payload::Records(records))?
+        enqueue(&self.inner, Payload::Records(records), false)?
             .await
             .map_err(|_| Error::WalClosed)?
     }
@@ -372,7 +376,7 @@ impl Writer {
                 flushes: 0,
             })
             .collect();
-        enqueue(&self.inner, Payload::Contents(pending))?
+        enqueue(&self.inner, Payload::Contents(pending), false)?
             .await
             .map_err(|_| Error::WalClosed)?
     }
@@ -384,7 +388,17 @@ impl Writer {
 
     /// Flushes everything and stops the background tasks. Appends after this fail.
     pub async fn shutdown(&self) -> Result<FlushReport> {
-        let report = flush_now(&self.inner).await?;
+        self.shutdown_within(Duration::MAX).await
+    }
+
+    /// Like [`Writer::shutdown`], giving up on the final flush after `deadline` (e.g. the
+    /// object store is down at SIGTERM). Nothing is lost either way: what was not committed
+    /// stays in the WAL and is replayed at the next start. Releases the WAL directory.
+    pub async fn shutdown_within(&self, deadline: Duration) -> Result<FlushReport> {
+        let flushed = match tokio::time::timeout(deadline, flush_now(&self.inner)).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::ShutdownTimeout { after: deadline }),
+        };
         let tasks: Vec<_> = self
             .tasks
             .lock()
@@ -393,7 +407,13 @@ impl Writer {
         for t in tasks {
             t.abort();
         }
-        Ok(report)
+        self.inner.wal.close().await?;
+        flushed
+    }
+
+    /// Why flushing stopped, if it did (see [`Error::WriterFailed`]).
+    pub fn failure(&self) -> Option<String> {
+        self.inner.failed.lock().ok().and_then(|f| f.clone())
     }
 
     /// Counters.
@@ -419,11 +439,22 @@ impl Writer {
 
 /// Puts a payload into the WAL and the committer's queue under one lock, so the queue is in
 /// WAL order. Returns the receiver of the caller's acknowledgement.
-fn enqueue(inner: &Arc<Inner>, payload: Payload) -> Result<oneshot::Receiver<Result<u64>>> {
+///
+/// `exempt`: bypass the WAL's disk budget (carried content re-appended during a flush must not
+/// be refused, or it would be released with the entries it came from).
+fn enqueue(
+    inner: &Arc<Inner>,
+    payload: Payload,
+    exempt: bool,
+) -> Result<oneshot::Receiver<Result<u64>>> {
     let bytes = encode_payload(&payload)?;
     let (reply, done) = oneshot::channel();
     let tx = inner.enqueue.lock().map_err(|_| Error::WalClosed)?;
-    let ack = inner.wal.append(bytes)?;
+    let ack = if exempt {
+        inner.wal.append_exempt(bytes)?
+    } else {
+        inner.wal.append(bytes)?
+    };
     tx.send(Pending {
         ack,
         payload,
@@ -498,13 +529,31 @@ async fn flusher(inner: Arc<Inner>) {
             .lock()
             .map(|b| b.due(&inner.cfg.flush))
             .unwrap_or(false);
-        if due && let Err(e) = flush_now(&inner).await {
-            tracing::error!(error = %e, "flush failed; the records stay in the WAL and will be retried");
+        // After a failure flush_now has logged it once; the WAL keeps everything until restart.
+        let failed = inner.failed.lock().map_or(true, |f| f.is_some());
+        if due && !failed {
+            let _ = flush_now(&inner).await;
         }
     }
 }
 
 async fn flush_now(inner: &Arc<Inner>) -> Result<FlushReport> {
+    if let Some(reason) = inner.failed.lock().ok().and_then(|f| f.clone()) {
+        return Err(Error::WriterFailed { reason });
+    }
+    let result = flush_inner(inner).await;
+    if let Err(e) = &result {
+        // Whatever was taken from the buffer is still in the WAL; flushing later entries would
+        // release it. Stop flushing: appends go on until the WAL budget, a restart replays.
+        tracing::error!(error = %e, "flush failed; no more flushes until restart (the WAL keeps everything)");
+        if let Ok(mut f) = inner.failed.lock() {
+            f.get_or_insert_with(|| e.to_string());
+        }
+    }
+    result
+}
+
+async fn flush_inner(inner: &Arc<Inner>) -> Result<FlushReport> {
     let mut state = inner.flush_lock.lock().await;
     let taken = {
         let mut b = inner.buffer.lock().map_err(|_| Error::WalClosed)?;
@@ -565,7 +614,7 @@ async fn flush_now(inner: &Arc<Inner>) -> Result<FlushReport> {
                 partition_dir(&tenant, day),
                 flush_file_name(&cfg.collector_id, first, last, part as u32)
             );
-            put_file(inner, &key, &encoded).await;
+            put_file(inner, &key, &encoded).await?;
             if files.is_empty() {
                 crate::failpoint::hit("flush:after_first_file");
             }
@@ -584,12 +633,12 @@ async fn flush_now(inner: &Arc<Inner>) -> Result<FlushReport> {
         removed: Vec::new(),
         created_at: chrono::Utc::now().to_rfc3339(),
     };
-    retry(inner, "commit", || write_commit(&inner.loc, &commit)).await;
+    retry(inner, "commit", || write_commit(&inner.loc, &commit)).await?;
     state.next_commit += 1;
     crate::failpoint::hit("flush:after_commit");
     if !carried.is_empty() {
         // Re-appended before the old entries are released, so the content stays durable.
-        enqueue(inner, Payload::Contents(carried))?
+        enqueue(inner, Payload::Contents(carried), true)?
             .await
             .map_err(|_| Error::WalClosed)??;
     }
@@ -622,14 +671,16 @@ async fn flush_now(inner: &Arc<Inner>) -> Result<FlushReport> {
 }
 
 /// Writes one file, retrying until it succeeds.
-async fn put_file(inner: &Arc<Inner>, key: &str, file: &EncodedFile) {
+async fn put_file(inner: &Arc<Inner>, key: &str, file: &EncodedFile) -> Result<()> {
     retry(inner, "put", || {
         put_replacing_orphan(&inner.loc, key, file, inner.cfg.multipart_threshold)
     })
-    .await;
+    .await
 }
 
-async fn retry<T, F, Fut>(inner: &Arc<Inner>, what: &str, mut f: F) -> T
+/// Retries `f` while it fails with a transient (object store) error, with capped exponential
+/// backoff; any other error is returned.
+async fn retry<T, F, Fut>(inner: &Arc<Inner>, what: &str, mut f: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
@@ -637,13 +688,14 @@ where
     let mut backoff = Duration::from_millis(100);
     loop {
         match f().await {
-            Ok(v) => return v,
-            Err(e) => {
+            Ok(v) => return Ok(v),
+            Err(e @ Error::ObjectStore { .. }) => {
                 inner.stats.store_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, op = what, retry_in = ?backoff, "object store error; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(inner.cfg.max_retry_backoff);
             }
+            Err(e) => return Err(e),
         }
     }
 }

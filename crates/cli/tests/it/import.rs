@@ -35,8 +35,9 @@ fn ids(rows: &[Stored]) -> BTreeSet<String> {
 fn importing_the_fixture_directory_writes_every_genai_call_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    // No key in the environment: the key file goes into the local store's directory.
+    // No key in the environment: a key file is created beside the store, never inside it.
     let out = bin()
+        .current_dir(dir.path())
         .env_remove("GENAI_AUDIT_HASH_KEY")
         .arg("import")
         .arg("--store")
@@ -45,7 +46,11 @@ fn importing_the_fixture_directory_writes_every_genai_call_once() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert!(store.join("keys/hash.key").is_file());
+    assert!(dir.path().join("genai-audit-keys/hash.key").is_file());
+    assert!(
+        !store.join("keys").exists(),
+        "the key must not travel with the store"
+    );
     let s = summary(&out);
     // 16 captures as .json and .pb, plus the logs capture in both encodings.
     assert_eq!(count(&s, "files read"), 34, "{}", describe(&out));

@@ -15,7 +15,7 @@ def main() -> int:
         from moto.server import ThreadedMotoServer
     except ImportError as e:  # pragma: no cover - reported by the Rust side
         print(
-            f"MISSING {e}: run `python3 -m pip install -r tests/requirements.txt`",
+            f"MISSING {e}",
             flush=True,
         )
         return 3

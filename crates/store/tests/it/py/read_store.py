@@ -90,7 +90,7 @@ def main():
         import duckdb
         import pyarrow
     except ImportError as e:
-        print(f"MISSING {e}: run `python3 -m pip install -r tests/requirements.txt`", flush=True)
+        print(f"MISSING {e}", flush=True)
         return 3
     out = {
         "versions": {"pyarrow": pyarrow.__version__, "duckdb": duckdb.__version__},
