@@ -733,16 +733,29 @@ fn merge_contents(
     contents: Vec<PendingContent>,
 ) -> Vec<PendingContent> {
     let Some(normalizer) = &inner.cfg.normalizer else {
+        // Only reachable when a WAL holding content is replayed without a normalizer.
+        if !contents.is_empty() {
+            tracing::warn!(
+                count = contents.len(),
+                "log-borne content in the WAL but no normalizer to merge it; dropped"
+            );
+            inner
+                .stats
+                .contents_unmatched
+                .fetch_add(contents.len() as u64, Ordering::Relaxed);
+        }
         return Vec::new();
     };
     if contents.is_empty() {
         return Vec::new();
     }
     let key = |c: &CorrelatedContent| (c.tenant.clone(), c.trace_id.clone(), c.span_id.clone());
-    let ages: std::collections::HashMap<_, u8> = contents
-        .iter()
-        .map(|p| (key(&p.content), p.flushes))
-        .collect();
+    // Several contents of one span share the youngest age: none is dropped early.
+    let mut ages: std::collections::HashMap<_, u8> = std::collections::HashMap::new();
+    for p in &contents {
+        let age = ages.entry(key(&p.content)).or_insert(p.flushes);
+        *age = (*age).min(p.flushes);
+    }
     let unmatched =
         normalizer.merge_contents(records, contents.into_iter().map(|p| p.content).collect());
     let mut carried = Vec::new();

@@ -126,9 +126,11 @@ pub(crate) fn classify(s: &KindSignals<'_>) -> (SpanKind, Option<String>) {
     }
     if let Some(op) = op {
         let kind = match op.as_str() {
-            "chat" | "text_completion" | "completion" | "generate_content" | "responses"
-            | "generate" => SpanKind::LlmCall,
-            "embeddings" | "embedding" | "embed" => SpanKind::Embeddings,
+            // Synonyms (`completion`, `embedding`, …) were folded by `normalize_operation`.
+            "chat" | "text_completion" | "generate_content" | "responses" | "generate" => {
+                SpanKind::LlmCall
+            }
+            "embeddings" => SpanKind::Embeddings,
             "execute_tool" => SpanKind::ToolCall,
             "invoke_agent" | "create_agent" => SpanKind::Agent,
             "invoke_workflow" | "workflow" => SpanKind::Workflow,

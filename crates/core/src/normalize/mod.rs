@@ -350,7 +350,9 @@ impl Normalizer {
                     };
                     let seq = before as u32;
                     collect_event_content(collector, event_name, &lr.attributes, seq, 0);
-                    if let (Some(body), Some(side)) = (&lr.body, event_side(event_name)) {
+                    if let (Some(body), Some(side)) = (&lr.body, event_side(event_name))
+                        && !is_absent_value(body)
+                    {
                         collector.push(side, 0, seq, Raw::Any(body));
                     }
                     if collector.len() == before {
@@ -915,10 +917,7 @@ fn collect_event_content<'a>(
             }
         } else if let Some(side) = side {
             // Per-message events put the text in `content` (or `message` for choices).
-            if matches!(
-                kv.key.as_str(),
-                "content" | "message" | "gen_ai.prompt" | "gen_ai.completion"
-            ) {
+            if matches!(kv.key.as_str(), "content" | "message") {
                 content.push(
                     side,
                     family_offset.saturating_add(1),
