@@ -23,4 +23,6 @@ pub mod writer;
 pub use commit::{CommitReport, Committer};
 pub use error::{Error, Result};
 pub use location::StoreLocation;
-pub use writer::{FlushPolicy, FlushReport, OpenReport, Writer, WriterConfig};
+pub use writer::{
+    FlushPolicy, FlushReport, Histogram, OpenReport, Writer, WriterConfig, WriterStats,
+};

@@ -139,6 +139,49 @@ pub struct WriterStats {
     pub contents_unmatched: AtomicU64,
     /// Duplicate records dropped (a `record_id` already in this flush or a recent one).
     pub duplicates_dropped: AtomicU64,
+    /// How long flushes took (encode, upload, commit), seconds.
+    pub flush_seconds: Histogram,
+}
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0];
+
+/// A fixed-bucket latency histogram (Prometheus style: cumulative when rendered).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(
+            d.as_micros().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Renders the histogram in the Prometheus text format under `name`.
+    pub fn render(&self, name: &str, help: &str, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (b, c) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
+            cumulative += c.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    }
 }
 
 /// Outcome of one flush.
@@ -541,7 +584,11 @@ async fn flush_now(inner: &Arc<Inner>) -> Result<FlushReport> {
     if let Some(reason) = inner.failed.lock().ok().and_then(|f| f.clone()) {
         return Err(Error::WriterFailed { reason });
     }
+    let started = Instant::now();
     let result = flush_inner(inner).await;
+    if result.as_ref().is_ok_and(|r| r.commit > 0) {
+        inner.stats.flush_seconds.observe(started.elapsed());
+    }
     if let Err(e) = &result {
         // Whatever was taken from the buffer is still in the WAL; flushing later entries would
         // release it. Stop flushing: appends go on until the WAL budget, a restart replays.

@@ -462,7 +462,7 @@ impl Normalizer {
         json.push('}');
         let tenant = match (&ctx.tenant, tenant_attr) {
             (Some(t), _) => Ok(t.clone()),
-            (None, Some(t)) if valid_tenant(&t) => Ok(t.into()),
+            (None, Some(t)) if is_valid_tenant(&t) => Ok(t.into()),
             (None, Some(t)) => Err(t),
             (None, None) => Ok(self.config.default_tenant.as_str().into()),
         };
@@ -960,8 +960,9 @@ fn valid_id(id: &[u8], len: usize) -> bool {
     id.len() == len && id.iter().any(|b| *b != 0)
 }
 
-/// Tenants name partition directories: keep them to a safe alphabet.
-fn valid_tenant(t: &str) -> bool {
+/// Whether `t` is usable as a tenant: tenants name partition directories, so they are kept to
+/// 1-64 characters of `A-Z a-z 0-9 . _ -`, not starting with `.`.
+pub fn is_valid_tenant(t: &str) -> bool {
     (1..=64).contains(&t.len())
         && !t.starts_with('.')
         && t.bytes()
@@ -1034,10 +1035,10 @@ mod tests {
 
     #[test]
     fn tenants() {
-        assert!(valid_tenant("acme-prod_1.eu"));
-        assert!(!valid_tenant("../etc"));
-        assert!(!valid_tenant("a/b"));
-        assert!(!valid_tenant(""));
-        assert!(!valid_tenant(&"x".repeat(65)));
+        assert!(is_valid_tenant("acme-prod_1.eu"));
+        assert!(!is_valid_tenant("../etc"));
+        assert!(!is_valid_tenant("a/b"));
+        assert!(!is_valid_tenant(""));
+        assert!(!is_valid_tenant(&"x".repeat(65)));
     }
 }
