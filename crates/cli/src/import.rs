@@ -64,14 +64,9 @@ pub struct ImportArgs {
 /// Malformed lines reported per file; the rest are only counted.
 const MAX_REPORTED_LINES: u64 = 20;
 
-/// Checks a tenant name. The same rule as `genai-audit-core`'s own check of tenants named by
-/// resources (private there): tenants name partition directories.
+/// Checks a tenant name with core's rule (tenants name partition directories).
 fn parse_tenant(t: &str) -> Result<String, String> {
-    let valid = (1..=64).contains(&t.len())
-        && !t.starts_with('.')
-        && t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if valid {
+    if genai_audit_core::normalize::is_valid_tenant(t) {
         Ok(t.to_owned())
     } else {
         Err("a tenant is 1-64 characters of A-Z a-z 0-9 . _ -, not starting with '.'".into())

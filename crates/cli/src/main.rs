@@ -1,9 +1,12 @@
 //! The `genai-audit` binary.
 
+mod compact;
+mod config;
 mod import;
 mod input;
 mod inspect;
 mod keys;
+mod serve;
 mod store;
 
 use std::path::PathBuf;
@@ -38,7 +41,17 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the OTLP collector (gRPC :4317, HTTP :4318) writing to the audit store.
-    Serve,
+    ///
+    /// Runs with no configuration at all (local store ./genai-audit-data, WAL under it,
+    /// loopback ports, admin on :9464). Every key: config/genai-audit.example.toml;
+    /// environment overrides GENAI_AUDIT_<SECTION>_<KEY>; flags override both.
+    Serve(serve::ServeArgs),
+    /// Merge the small files of closed days into large ones, without changing any row.
+    ///
+    /// Each partition (tenant, day) with at least --min-files files is rewritten as files of up
+    /// to --max-file-rows rows; the new files are checked row for row against the old ones
+    /// before one commit swaps them. Days from today (UTC) on are left alone.
+    Compact(compact::CompactArgs),
     /// Show the audit records genai-audit would write for OTLP files, without storing anything.
     ///
     /// Reads OTLP/JSON (one export request per line, as the Collector's file exporter writes)
@@ -124,7 +137,6 @@ fn now_us() -> i64 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -136,19 +148,32 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Serve => anyhow::bail!(
-            "`serve` is not implemented yet (the OTLP receiver is tracked in the issue tracker); \
-             use `genai-audit inspect FILE` to see what would be recorded"
-        ),
-        Command::Inspect(args) => inspect::run(&args),
-        Command::Import(args) => import::run(&args),
+        Command::Serve(args) => {
+            // Configuration errors are reported before logging starts (its level is config).
+            let cfg = serve::load_config(&args)?;
+            init_logging(cli.log_format, &cfg.log.level);
+            serve::run(cfg)
+        }
+        Command::Inspect(args) => {
+            init_logging(cli.log_format, "info");
+            inspect::run(&args)
+        }
+        Command::Import(args) => {
+            init_logging(cli.log_format, "info");
+            import::run(&args)
+        }
+        Command::Compact(args) => {
+            init_logging(cli.log_format, "info");
+            compact::run(&args)
+        }
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to stderr; `GENAI_AUDIT_LOG` (tracing filter syntax) overrides `default_level`.
+fn init_logging(format: LogFormat, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("GENAI_AUDIT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("GENAI_AUDIT_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
