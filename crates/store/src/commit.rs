@@ -82,13 +82,7 @@ impl Committer {
         kind: &str,
     ) -> Result<CommitReport> {
         let snapshot = Snapshot::load(&self.loc).await?;
-        let mut groups: BTreeMap<(Arc<str>, NaiveDate), Vec<AuditRecord>> = BTreeMap::new();
-        for r in records {
-            groups
-                .entry((r.tenant.clone(), day_of(r.start_time_us)))
-                .or_default()
-                .push(r);
-        }
+        let groups = by_partition(records);
         let commit_no = snapshot
             .collectors
             .get(&self.collector_id)
@@ -147,15 +141,7 @@ impl Committer {
         let mut batches = Vec::new();
         let mut rows_in = 0u64;
         for f in &inputs {
-            let bytes = self
-                .loc
-                .store
-                .get(&self.loc.path(&f.key))
-                .await
-                .map_err(|e| Error::object("get", &f.key, e))?
-                .bytes()
-                .await
-                .map_err(|e| Error::object("get", &f.key, e))?;
+            let bytes = self.loc.get_bytes(&f.key).await?;
             rows_in += f.rows;
             batches.extend(decode(bytes)?);
         }
@@ -184,15 +170,7 @@ impl Committer {
         // Re-read what was written and check it holds exactly the input rows.
         let mut out_batches = Vec::new();
         for f in &added {
-            let bytes = self
-                .loc
-                .store
-                .get(&self.loc.path(&f.key))
-                .await
-                .map_err(|e| Error::object("get", &f.key, e))?
-                .bytes()
-                .await
-                .map_err(|e| Error::object("get", &f.key, e))?;
+            let bytes = self.loc.get_bytes(&f.key).await?;
             out_batches.extend(decode(bytes)?);
         }
         let rows_out: u64 = added.iter().map(|f| f.rows).sum();
@@ -273,6 +251,20 @@ impl Committer {
     }
 }
 
+/// Records grouped by partition (tenant, UTC day of `start_time`), in partition order.
+pub(crate) fn by_partition(
+    records: Vec<AuditRecord>,
+) -> BTreeMap<(Arc<str>, NaiveDate), Vec<AuditRecord>> {
+    let mut groups: BTreeMap<(Arc<str>, NaiveDate), Vec<AuditRecord>> = BTreeMap::new();
+    for r in records {
+        groups
+            .entry((r.tenant.clone(), day_of(r.start_time_us)))
+            .or_default()
+            .push(r);
+    }
+    groups
+}
+
 /// The manifest entry of an encoded file.
 pub(crate) fn file_entry(
     key: String,
@@ -349,14 +341,7 @@ pub(crate) async fn put_replacing_orphan(
 pub async fn record_ids(loc: &StoreLocation, files: &[&FileEntry]) -> Result<HashSet<String>> {
     let mut ids = HashSet::new();
     for f in files {
-        let bytes = loc
-            .store
-            .get(&loc.path(&f.key))
-            .await
-            .map_err(|e| Error::object("get", &f.key, e))?
-            .bytes()
-            .await
-            .map_err(|e| Error::object("get", &f.key, e))?;
+        let bytes = loc.get_bytes(&f.key).await?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(Error::parquet)?;
         let mask = ProjectionMask::columns(builder.parquet_schema(), ["record_id"]);
         let reader = builder

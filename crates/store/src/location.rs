@@ -17,7 +17,7 @@ use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreExt, RetryConfig};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -152,6 +152,23 @@ impl StoreLocation {
             p = p.join(part);
         }
         p
+    }
+
+    /// Reads a whole object (`key` relative to the root).
+    pub async fn get_bytes(&self, key: &str) -> Result<bytes::Bytes> {
+        self.get_object(&self.path(key)).await
+    }
+
+    /// Reads a whole object by its full path.
+    pub async fn get_object(&self, path: &Path) -> Result<bytes::Bytes> {
+        let fail = |e| Error::object("get", path.as_ref(), e);
+        self.store
+            .get(path)
+            .await
+            .map_err(fail)?
+            .bytes()
+            .await
+            .map_err(fail)
     }
 
     /// The path relative to the root (what manifests record), `/`-separated.

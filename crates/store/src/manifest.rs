@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -107,14 +107,7 @@ impl Snapshot {
             if !meta.location.as_ref().ends_with(".json") {
                 continue;
             }
-            let bytes = loc
-                .store
-                .get(&meta.location)
-                .await
-                .map_err(|e| Error::object("get", meta.location.as_ref(), e))?
-                .bytes()
-                .await
-                .map_err(|e| Error::object("get", meta.location.as_ref(), e))?;
+            let bytes = loc.get_object(&meta.location).await?;
             let commit: Commit = serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
                 key: meta.location.to_string(),
                 reason: e.to_string(),
@@ -177,14 +170,7 @@ pub async fn write_commit(loc: &StoreLocation, c: &Commit) -> Result<bool> {
     match loc.store.put_opts(&key, PutPayload::from(body), opts).await {
         Ok(_) => Ok(true),
         Err(object_store::Error::AlreadyExists { .. }) => {
-            let existing = loc
-                .store
-                .get(&key)
-                .await
-                .map_err(|e| Error::object("get", key.as_ref(), e))?
-                .bytes()
-                .await
-                .map_err(|e| Error::object("get", key.as_ref(), e))?;
+            let existing = loc.get_object(&key).await?;
             let prior: Commit = serde_json::from_slice(&existing).map_err(|e| Error::Manifest {
                 key: key.to_string(),
                 reason: e.to_string(),

@@ -23,18 +23,16 @@
 //!   WAL until its disk budget, then fail with [`Error::Backpressure`] (retry later); nothing is
 //!   dropped, and the backlog drains when the store returns.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
 use genai_audit_core::{AuditRecord, CorrelatedContent, Normalizer};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::commit::{MULTIPART_THRESHOLD, file_entry, put_replacing_orphan};
+use crate::commit::{MULTIPART_THRESHOLD, by_partition, file_entry, put_replacing_orphan};
 use crate::error::{Error, Result};
 use crate::layout::{day_of, flush_file_name, partition_dir, valid_collector_id};
 use crate::location::StoreLocation;
@@ -637,13 +635,7 @@ async fn flush_inner(inner: &Arc<Inner>) -> Result<FlushReport> {
     }
     // Fold log-borne content into its spans' records; keep the rest waiting.
     let carried = merge_contents(inner, &mut records, contents);
-    let mut groups: BTreeMap<(Arc<str>, NaiveDate), Vec<AuditRecord>> = BTreeMap::new();
-    for r in records {
-        groups
-            .entry((r.tenant.clone(), day_of(r.start_time_us)))
-            .or_default()
-            .push(r);
-    }
+    let groups = by_partition(records);
     inner
         .stats
         .duplicates_dropped
