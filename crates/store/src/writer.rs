@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 
 use crate::commit::{MULTIPART_THRESHOLD, by_partition, file_entry, put_replacing_orphan};
 use crate::error::{Error, Result};
-use crate::layout::{day_of, flush_file_name, partition_dir, valid_collector_id};
+use crate::layout::{flush_file_name, partition_dir, valid_collector_id};
 use crate::location::StoreLocation;
 use crate::manifest::{Commit, FileEntry, MANIFEST_VERSION, Snapshot, write_commit};
 use crate::parquet_file::{EncodedFile, ParquetOptions, encode, records_to_file_batch};
