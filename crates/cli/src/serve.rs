@@ -144,8 +144,15 @@ async fn serve(cfg: Config) -> Result<ExitCode> {
     tracing::info!(grpc = %bound.grpc_addr(), http = %bound.http_addr(), "receiving OTLP");
     state.ready.store(true, Ordering::Release);
 
-    bound.serve(shutdown_signal()).await;
-    state.ready.store(false, Ordering::Release);
+    // Not ready from the first signal on, while requests in flight drain: load balancers must
+    // stop routing here at once.
+    let draining = state.clone();
+    bound
+        .serve(async move {
+            shutdown_signal().await;
+            draining.ready.store(false, Ordering::Release);
+        })
+        .await;
     tracing::info!("stopped accepting; flushing");
     match writer.shutdown_within(SHUTDOWN_FLUSH_DEADLINE).await {
         Ok(r) => tracing::info!(records = r.records, files = r.files.len(), "flushed; bye"),

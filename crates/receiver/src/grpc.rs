@@ -77,6 +77,26 @@ where
     B: Body<Data = Bytes> + Unpin + Send + 'static,
     B::Error: Into<crate::BoxError> + Send + 'static,
 {
+    // An OTLP/HTTP exporter pointed at the gRPC port must get an HTTP error, not a gRPC status
+    // in a 200 response (which it would take as success, silently losing its data).
+    let is_grpc = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"));
+    if !is_grpc || req.version() < http::Version::HTTP_2 {
+        let message = "this is the OTLP/gRPC port: send OTLP/HTTP (application/x-protobuf or \
+                       application/json) to the HTTP listener (receiver.http.listen, default :4318)\n";
+        let mut resp = http::Response::new(tonic::body::Body::new(
+            http_body_util::Full::new(Bytes::from_static(message.as_bytes())),
+        ));
+        *resp.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        return resp;
+    }
     let signal = match req.uri().path() {
         TRACES_PATH => Signal::Traces,
         LOGS_PATH => Signal::Logs,

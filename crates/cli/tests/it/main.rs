@@ -5,6 +5,8 @@
 
 mod import;
 mod inspect;
+mod python;
+mod serve;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
