@@ -87,9 +87,9 @@ where
     if !is_grpc || req.version() < http::Version::HTTP_2 {
         let message = "this is the OTLP/gRPC port: send OTLP/HTTP (application/x-protobuf or \
                        application/json) to the HTTP listener (receiver.http.listen, default :4318)\n";
-        let mut resp = http::Response::new(tonic::body::Body::new(
-            http_body_util::Full::new(Bytes::from_static(message.as_bytes())),
-        ));
+        let mut resp = http::Response::new(tonic::body::Body::new(http_body_util::Full::new(
+            Bytes::from_static(message.as_bytes()),
+        )));
         *resp.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
         resp.headers_mut().insert(
             http::header::CONTENT_TYPE,

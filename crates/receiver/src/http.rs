@@ -247,8 +247,15 @@ fn encode<T: Message + Serialize>(format: Format, message: &T) -> Vec<u8> {
     match format {
         Format::Protobuf => message.encode_to_vec(),
         // Serializing generated OTLP types into memory cannot fail; an empty object is still
-        // a valid (empty) OTLP/JSON answer.
-        Format::Json => serde_json::to_vec(message).unwrap_or_else(|_| b"{}".to_vec()),
+        // a valid (empty) OTLP/JSON answer. Unset fields are left out, as protojson does
+        // (`{}` rather than `{"partialSuccess":null}`).
+        Format::Json => match serde_json::to_value(message) {
+            Ok(serde_json::Value::Object(mut map)) => {
+                map.retain(|_, v| !v.is_null());
+                serde_json::to_vec(&map).unwrap_or_else(|_| b"{}".to_vec())
+            }
+            _ => b"{}".to_vec(),
+        },
     }
 }
 
