@@ -6,6 +6,7 @@ mod import;
 mod input;
 mod inspect;
 mod keys;
+mod query;
 mod serve;
 mod store;
 
@@ -70,6 +71,16 @@ enum Command {
     /// (the rest was imported), 2 on a fatal error (store unreachable, bad options); an import
     /// that stopped can be run again.
     Import(import::ImportArgs),
+    /// Run read-only SQL over the committed audit log (table `audit_log`), or start a prompt.
+    ///
+    /// `audit_log` holds exactly the committed files: the record columns, then `tenant` and `dt`
+    /// (the UTC date of start_time). Filters on start_time prune days by themselves.
+    /// `audit_hash('text')` gives the keyed hash stored in prompt_hash/response_hash (needs
+    /// GENAI_AUDIT_HASH_KEY or the key file). Statements that would write are refused.
+    ///
+    /// Exit status: 0 when every statement ran, 1 when one failed (SQL error, refused
+    /// statement), 2 on a fatal error (store unreachable, nothing committed, bad options).
+    Query(query::QueryArgs),
 }
 
 /// Where the content hash key is kept unless told otherwise.
@@ -165,6 +176,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Compact(args) => {
             init_logging(cli.log_format, "info");
             compact::run(&args)
+        }
+        Command::Query(args) => {
+            init_logging(cli.log_format, "warn");
+            query::run(&args)
         }
     }
 }

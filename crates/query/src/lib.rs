@@ -1,5 +1,82 @@
 //! # genai-audit-query
 //!
-//! Placeholder crate: the query component of genai-audit is specified in the issue tracker and not
-//! implemented yet. It exists so the workspace layout (and its one-way dependency arrows) is in
-//! place from the start.
+//! Read-only SQL over the audit log, for auditors: a [DataFusion] session whose `audit_log`
+//! table is exactly the files the store's commit manifests list, nothing else.
+//!
+//! ## What a query sees
+//!
+//! - **Only committed files.** The table is built from the manifests
+//!   ([`genai_audit_store::manifest`]), never from a directory listing, so a file being
+//!   written, or one compaction replaced, is invisible. [`QueryEngine::sql`] reads the commits
+//!   made since the previous statement first: a commit is visible to the next query.
+//! - **Columns**: the Parquet file schema (the audit schema without `tenant`), then the two
+//!   partition columns `tenant` (Utf8) and `dt` (Date32, the UTC date of `start_time`). `dt` is
+//!   a date rather than text so that `dt BETWEEN '2025-06-01' AND '2025-06-30'` compares dates,
+//!   and so that it prunes like `start_time` does. [`audit_log_columns`] says what each column
+//!   means (`\d audit_log` in the CLI).
+//! - **Pruning.** Auditors filter on time, not on `dt`: every filter is evaluated against the
+//!   manifest's per-file statistics (`tenant`, `dt`, min/max `start_time`, rows), so a
+//!   one-day `start_time` range plans that day's files only ([`QueryEngine::planned_files`],
+//!   or `EXPLAIN`). Inside the files, the Parquet reader uses row-group statistics, the page
+//!   index and the bloom filters on `trace_id`, `user_id` and `session_id`, with filter pushdown
+//!   on.
+//! - **Read-only.** DDL and DML (`INSERT`, `UPDATE`, `DELETE`, `COPY`, `CREATE TABLE … AS`,
+//!   `CREATE VIEW`, `DROP`, …) are refused with [`Error::ReadOnly`]; `SET` is allowed.
+//! - **Functions**: DataFusion's (date/time, string, regex, math, aggregates, window, and the
+//!   array functions for `pii_types` / `finish_reasons`, e.g. `array_has(pii_types,
+//!   'EMAIL')`), plus `audit_hash(text)`, the keyed hash the collector stores in `prompt_hash`
+//!   and `response_hash`, and `audit_hash_key_id()` (see [`udf`]).
+//!
+//! ## Main types
+//!
+//! - [`QueryEngine`]: opens a session over a [`StoreLocation`](genai_audit_store::StoreLocation)
+//!   with [`QueryOptions`] (tenant restriction, hash key); [`QueryEngine::sql`] returns a lazy
+//!   DataFusion [`DataFrame`](datafusion::dataframe::DataFrame).
+//! - [`AuditLogTable`]: the `TableProvider` behind `audit_log`.
+//! - [`split_statements`] and [`render_error`]: for front ends (scripts of several statements,
+//!   errors shown at their line and column).
+//!
+//! ## Example
+//!
+//! ```
+//! use genai_audit_query::{QueryEngine, QueryOptions};
+//! use genai_audit_store::StoreLocation;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = StoreLocation::local(dir.path()).unwrap();
+//! let engine = QueryEngine::open(store, QueryOptions::default()).await.unwrap();
+//! assert_eq!(engine.summary().files, 0); // nothing committed yet
+//!
+//! let batches = engine
+//!     .collect("SELECT provider, sum(total_cost_usd) AS usd FROM audit_log \
+//!               WHERE start_time >= TIMESTAMP '2025-06-14T00:00:00Z' GROUP BY provider")
+//!     .await
+//!     .unwrap();
+//! assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+//!
+//! let refused = engine.sql("DROP TABLE audit_log").await.unwrap_err();
+//! assert!(refused.to_string().contains("read-only"));
+//! # });
+//! ```
+//!
+//! [DataFusion]: https://datafusion.apache.org
+
+mod describe;
+mod engine;
+mod error;
+mod manifests;
+mod sql;
+mod table;
+pub mod udf;
+
+/// DataFusion, as this crate uses it (one Arrow stack for callers).
+pub use datafusion;
+
+pub use describe::{ColumnInfo, DT_DESCRIPTION, audit_log_columns};
+pub use engine::{QueryEngine, QueryOptions, STORE_URL, TableSummary, read_only};
+pub use error::{Error, Result};
+pub use sql::{Statements, render_error, split_statements};
+pub use table::{
+    AUDIT_LOG_TABLE, AuditLogTable, DT_COLUMN, LiveFile, TENANT_COLUMN, audit_log_schema,
+};

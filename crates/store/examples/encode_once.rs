@@ -15,7 +15,13 @@ fn main() {
     let mut rng = Rng::new(1);
     let mut records = Vec::new();
     for i in 0..40u64 {
-        let req = genai_request(&mut rng, 500, 1_795_000_000_000_000_000 + i * 500_000_000_000, 1_000_000_000, 5000);
+        let req = genai_request(
+            &mut rng,
+            500,
+            1_795_000_000_000_000_000 + i * 500_000_000_000,
+            1_000_000_000,
+            5000,
+        );
         records.extend(normalizer.normalize_traces(&req, &ctx).records);
     }
     if std::env::args().any(|a| a == "generate-only") {

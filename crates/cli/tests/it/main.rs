@@ -6,6 +6,7 @@
 mod import;
 mod inspect;
 mod python;
+mod query;
 mod serve;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,0 +1,9 @@
+//! Integration tests of the query engine on stores written by the store crate's `Committer`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod errors;
+mod hash;
+mod read_only;
+mod table;
