@@ -129,10 +129,15 @@ struct Opts {
     /// Skip checking the committed row count against the acknowledged spans after shutdown.
     #[arg(long)]
     no_verify: bool,
-    /// Record `perf record -g` of the collector during each flat-out sending window into this
-    /// directory (perf.<transport>.<run>.data). Profiled runs are slower: don't compare them.
+    /// Record `perf record -g` of the collector during each flat-out run, from the start of
+    /// sending to its exit (the shutdown flush included), into this directory
+    /// (perf.<transport>.<run>.data). Profiled runs are slower: don't compare their figures.
     #[arg(long, value_name = "DIR")]
     perf: Option<PathBuf>,
+    /// perf's `--call-graph` mode: `fp` (cheap; stacks end at the first Rust frame, which has no
+    /// frame pointer) or e.g. `dwarf,16384` (whole stacks, much larger files).
+    #[arg(long, default_value = "fp", value_name = "MODE")]
+    perf_call_graph: String,
     /// Worker threads of the load generator's runtime (it shares the machine's cores with the
     /// collector).
     #[arg(long, default_value_t = 1)]
@@ -143,6 +148,13 @@ struct Opts {
     /// Keep each run's temporary directory (store, WAL, collector log).
     #[arg(long)]
     keep: bool,
+    /// Before each run, wait up to this many seconds for the machine to be quiet (other
+    /// processes using at most `--quiet-busy` CPUs over one second). 0: don't wait.
+    #[arg(long, default_value_t = 0)]
+    quiet_wait: u64,
+    /// CPUs other processes may use for the machine to count as quiet.
+    #[arg(long, default_value_t = 0.2)]
+    quiet_busy: f64,
     /// Seed of the synthetic traffic.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -291,7 +303,6 @@ struct Machine {
     nproc: usize,
     cpu: String,
     loadavg: String,
-    clk_tck: u64,
     bin: PathBuf,
 }
 
@@ -306,18 +317,10 @@ impl Machine {
                     .map(|(_, v)| v.trim().to_owned())
             })
             .unwrap_or_else(|| "unknown".to_owned());
-        let clk_tck = Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(100);
         Machine {
             nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cpu,
             loadavg: loadavg(),
-            clk_tck,
             bin: bin.to_owned(),
         }
     }
@@ -335,11 +338,60 @@ impl Machine {
     }
 }
 
+/// Clock ticks per second of `/proc` times.
+fn clk_tck() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
 /// The 1, 5 and 15 minute load averages.
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
+}
+
+/// Busy clock ticks of all CPUs together, from the first line of `/proc/stat` (user, nice,
+/// system, irq, softirq, steal).
+fn machine_busy_ticks() -> u64 {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| f.get(i)).sum()
+}
+
+/// Waits (at most `--quiet-wait` seconds) for a second in which the rest of the machine is
+/// busy less than `--quiet-busy` of one CPU; prints how busy it was.
+fn wait_quiet(opts: &Opts) {
+    if opts.quiet_wait == 0 {
+        return;
+    }
+    let tck = clk_tck() as f64;
+    let t = Instant::now();
+    let mut busy = f64::NAN;
+    while t.elapsed() < Duration::from_secs(opts.quiet_wait) {
+        let b0 = machine_busy_ticks();
+        std::thread::sleep(Duration::from_secs(1));
+        busy = machine_busy_ticks().saturating_sub(b0) as f64 / tck;
+        if busy <= opts.quiet_busy {
+            return;
+        }
+    }
+    println!(
+        "  (machine still busy: {busy:.2} CPUs in use by others after waiting {} s; running anyway)",
+        opts.quiet_wait
+    );
 }
 
 fn load1() -> String {
@@ -923,6 +975,8 @@ struct Common {
     cpu_all_in: f64,
     /// Load generator CPU over the sending window, seconds.
     client_cpu: f64,
+    /// CPU used by every other process of the machine over the window, seconds.
+    other_cpu: f64,
     wall: f64,
     hwm_mib: f64,
     /// VmRSS when ready, before the run's load.
@@ -1022,6 +1076,9 @@ struct RunEnd {
     client0: u64,
     ticks1: u64,
     client1: u64,
+    /// Busy ticks of the whole machine (all CPUs) at the start and end of the window.
+    busy0: u64,
+    busy1: u64,
 }
 
 fn finish_run(
@@ -1051,6 +1108,10 @@ fn finish_run(
     common.cpu_window = (ticks.ticks1 - ticks.ticks0) as f64 / machine_tck;
     common.cpu_all_in = stopped.cpu_ticks.saturating_sub(ticks.ticks0) as f64 / machine_tck;
     common.client_cpu = ticks.client1.saturating_sub(ticks.client0) as f64 / machine_tck;
+    common.other_cpu = (ticks.busy1.saturating_sub(ticks.busy0) as f64 / machine_tck
+        - common.cpu_window
+        - common.client_cpu)
+        .max(0.0);
     common.hwm_mib = stopped.hwm_kib as f64 / 1024.0;
     common.ready_rss_mib = c.ready_rss_kib as f64 / 1024.0;
     common.shutdown = stopped.shutdown.as_secs_f64();
@@ -1096,7 +1157,7 @@ impl FlatResult {
         let mut l = c.acks.latencies.clone();
         l.sort();
         format!(
-            "flat {} run {}: {} spans in {:.2} s = {:.0} spans/s; collector CPU {:.2} s in window ({:.2} CPU-s/M, {:.0} spans/s/core), {:.2} s all-in ({:.2} CPU-s/M); loadgen CPU {:.2} s; closed-loop latency p50 {:.1} ms p99 {:.1} ms; VmHWM {:.0} MiB at end of load, {:.0} MiB with shutdown flush (ready {:.0}); shutdown {:.1} s; load1 {}; {}",
+            "flat {} run {}: {} spans in {:.2} s = {:.0} spans/s; collector CPU {:.2} s in window ({:.2} CPU-s/M, {:.0} spans/s/core), {:.2} s all-in ({:.2} CPU-s/M); loadgen CPU {:.2} s; other processes' CPU {:.2} s; closed-loop latency p50 {:.1} ms p99 {:.1} ms; VmHWM {:.0} MiB at end of load, {:.0} MiB with shutdown flush (ready {:.0}); shutdown {:.1} s; load1 {}; {}",
             c.transport.name(),
             c.run,
             c.acks.acked_spans,
@@ -1108,6 +1169,7 @@ impl FlatResult {
             c.cpu_all_in,
             c.cpu_per_million(c.cpu_all_in),
             c.client_cpu,
+            c.other_cpu,
             quantile_ms(&l, 0.5),
             quantile_ms(&l, 0.99),
             c.load_hwm_mib,
@@ -1132,9 +1194,10 @@ fn flat_out(
     run: usize,
     reqs: &Arc<Requests>,
 ) -> Result<FlatResult> {
+    wait_quiet(opts);
     let load1_start = load1();
     let c = Collector::start(opts, bin)?;
-    let tck = Machine::read(bin).clk_tck as f64;
+    let tck = clk_tck() as f64;
     let senders = rt.block_on(async {
         let mut v = Vec::new();
         for _ in 0..opts.connections {
@@ -1143,12 +1206,13 @@ fn flat_out(
         anyhow::Ok(v)
     })?;
     let profile = match &opts.perf {
-        Some(dir) => Some(Perf::start(dir, tr, run, c.pid)?),
+        Some(dir) => Some(Perf::start(dir, &opts.perf_call_graph, tr, run, c.pid)?),
         None => None,
     };
     let retries = Arc::new(AtomicU64::new(0));
     let next = Arc::new(AtomicUsize::new(0));
     let acks = Arc::new(Mutex::new(Acks::new(reqs.bodies.len())));
+    let busy0 = machine_busy_ticks();
     let ticks0 = c.cpu_ticks();
     let client0 = self_ticks();
     let t0 = Instant::now();
@@ -1178,10 +1242,7 @@ fn flat_out(
     let wall = t0.elapsed().as_secs_f64();
     let ticks1 = c.cpu_ticks();
     let client1 = self_ticks();
-    let profile = match profile {
-        Some(p) => Some(p.stop()?),
-        None => None,
-    };
+    let busy1 = machine_busy_ticks();
     let acks = Arc::try_unwrap(acks)
         .map_err(|_| anyhow!("senders still running"))?
         .into_inner()
@@ -1198,159 +1259,7 @@ fn flat_out(
         cpu_window: 0.0,
         cpu_all_in: 0.0,
         client_cpu: 0.0,
-        wall,
-        hwm_mib: 0.0,
-        ready_rss_mib: 0.0,
-        load_hwm_mib: 0.0,
-        shutdown: 0.0,
-        exit: String::new(),
-        metrics_accepted: None,
-        metrics_appended: None,
-        committed_rows: None,
-        kept: None,
-        profile,
-    };
-    let c = finish_run(
-        opts,
-        rt,
-        c,
-        tck,
-        RunEnd {
-            ticks0,
-            client0,
-            ticks1,
-            client1,
-        },
-        common,
-    )?;
-    Ok(FlatResult { c })
-}
-
-struct RateResult {
-    c: Common,
-    target_rate: f64,
-    /// Acknowledged spans over the time from the first scheduled send to the last ack.
-    achieved_rate: f64,
-    /// Sorted.
-    latencies: Vec<Duration>,
-    /// How late the load generator was in sending, worst case (its own scheduling delay).
-    max_send_lag: Duration,
-}
-
-impl RateResult {
-    fn line(&self, opts: &Opts) -> String {
-        let c = &self.c;
-        let l = &self.latencies;
-        format!(
-            "rate {} run {}: target {:.0} spans/s, achieved {:.0}; ack latency p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms max {:.2} ms (n {}, worst send lag {:.2} ms); collector CPU {:.2} s = {:.2} cores ({:.2} CPU-s/M, {:.2} all-in); loadgen CPU {:.2} s; VmHWM {:.0} MiB at end of load, {:.0} MiB with shutdown flush (ready {:.0}); load1 {}; {}",
-            c.transport.name(),
-            c.run,
-            self.target_rate,
-            self.achieved_rate,
-            quantile_ms(l, 0.5),
-            quantile_ms(l, 0.9),
-            quantile_ms(l, 0.99),
-            quantile_ms(l, 1.0),
-            l.len(),
-            self.max_send_lag.as_secs_f64() * 1e3,
-            c.cpu_window,
-            c.cpu_window / c.wall,
-            c.cpu_per_million(c.cpu_window),
-            c.cpu_per_million(c.cpu_all_in),
-            c.client_cpu,
-            c.load_hwm_mib,
-            c.hwm_mib,
-            c.ready_rss_mib,
-            c.load1_start,
-            c.check(opts)
-        )
-    }
-
-    fn ok(&self, opts: &Opts) -> bool {
-        self.c.ok(opts)
-    }
-}
-
-fn fixed_rate(
-    opts: &Opts,
-    bin: &Path,
-    rt: &tokio::runtime::Runtime,
-    tr: Transport,
-    run: usize,
-    reqs: &Arc<Requests>,
-) -> Result<RateResult> {
-    let load1_start = load1();
-    let c = Collector::start(opts, bin)?;
-    let tck = Machine::read(bin).clk_tck as f64;
-    let senders = rt.block_on(async {
-        let mut v = Vec::new();
-        for _ in 0..opts.rate_connections {
-            v.push(Sender::connect(tr, &c).await?);
-        }
-        anyhow::Ok(v)
-    })?;
-    let interval = Duration::from_secs_f64(opts.rate_batch as f64 / opts.rate as f64);
-    let n = reqs.bodies.len();
-    let retries = Arc::new(AtomicU64::new(0));
-    let ticks0 = c.cpu_ticks();
-    let client0 = self_ticks();
-    let start = Instant::now() + Duration::from_millis(50);
-    let deadline = start + Duration::from_secs(opts.max_secs) + REQUEST_TIMEOUT;
-    let (acks, last_ack, max_lag) = rt.block_on(async {
-        let mut acks = Acks::new(n);
-        let mut last_ack = start;
-        let mut max_lag = Duration::ZERO;
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut take = |acks: &mut Acks, r: (usize, Instant, Instant, Result<i64, String>)| {
-            let (i, target, done, out) = r;
-            last_ack = last_ack.max(done);
-            acks.record(
-                i,
-                reqs.spans_of[i],
-                out,
-                done.saturating_duration_since(target),
-            );
-        };
-        for i in 0..n {
-            let target = start + interval * i as u32;
-            tokio::time::sleep_until(target.into()).await;
-            max_lag = max_lag.max(Instant::now().saturating_duration_since(target));
-            let mut s = senders[i % senders.len()].clone();
-            let (body, retries) = (reqs.bodies[i].clone(), retries.clone());
-            tasks.spawn(async move {
-                let out = s.send(&body, deadline, &retries).await;
-                (i, target, Instant::now(), out)
-            });
-            while let Some(r) = tasks.try_join_next() {
-                if let Ok(r) = r {
-                    take(&mut acks, r);
-                }
-            }
-        }
-        while let Some(r) = tasks.join_next().await {
-            if let Ok(r) = r {
-                take(&mut acks, r);
-            }
-        }
-        (acks, last_ack, max_lag)
-    });
-    let wall = last_ack.saturating_duration_since(start).as_secs_f64();
-    let ticks1 = c.cpu_ticks();
-    let client1 = self_ticks();
-    let mut latencies = acks.latencies.clone();
-    latencies.sort();
-    let achieved_rate = acks.acked_spans as f64 / wall;
-    let common = Common {
-        transport: tr,
-        run,
-        load1_start,
-        spans_sent: reqs.spans,
-        requests: n,
-        acks,
-        retries: retries.load(Ordering::Relaxed),
-        cpu_window: 0.0,
-        cpu_all_in: 0.0,
-        client_cpu: 0.0,
+        other_cpu: 0.0,
         wall,
         hwm_mib: 0.0,
         ready_rss_mib: 0.0,
@@ -1373,6 +1282,188 @@ fn fixed_rate(
             client0,
             ticks1,
             client1,
+            busy0,
+            busy1,
+        },
+        common,
+    );
+    // perf stops by itself when the collector exits: the profile covers the shutdown flush.
+    let profile = match profile {
+        Some(p) => Some(p.stop()?),
+        None => None,
+    };
+    let mut c = c?;
+    c.profile = profile;
+    Ok(FlatResult { c })
+}
+
+struct RateResult {
+    c: Common,
+    target_rate: f64,
+    /// Acknowledged spans over the time from the first scheduled send to the last ack.
+    achieved_rate: f64,
+    /// Sorted.
+    latencies: Vec<Duration>,
+    /// Latencies from the moment the load generator actually sent (without its own lag),
+    /// sorted.
+    from_send: Vec<Duration>,
+    /// How late the load generator was in sending, worst case (its own scheduling delay).
+    max_send_lag: Duration,
+}
+
+impl RateResult {
+    fn line(&self, opts: &Opts) -> String {
+        let c = &self.c;
+        let l = &self.latencies;
+        format!(
+            "rate {} run {}: target {:.0} spans/s, achieved {:.0}; ack latency p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms max {:.2} ms (n {}; from the actual send: p50 {:.2} p99 {:.2} max {:.2} ms; worst send lag {:.2} ms); collector CPU {:.2} s = {:.2} cores ({:.2} CPU-s/M, {:.2} all-in); loadgen CPU {:.2} s; other processes' CPU {:.2} s; VmHWM {:.0} MiB at end of load, {:.0} MiB with shutdown flush (ready {:.0}); load1 {}; {}",
+            c.transport.name(),
+            c.run,
+            self.target_rate,
+            self.achieved_rate,
+            quantile_ms(l, 0.5),
+            quantile_ms(l, 0.9),
+            quantile_ms(l, 0.99),
+            quantile_ms(l, 1.0),
+            l.len(),
+            quantile_ms(&self.from_send, 0.5),
+            quantile_ms(&self.from_send, 0.99),
+            quantile_ms(&self.from_send, 1.0),
+            self.max_send_lag.as_secs_f64() * 1e3,
+            c.cpu_window,
+            c.cpu_window / c.wall,
+            c.cpu_per_million(c.cpu_window),
+            c.cpu_per_million(c.cpu_all_in),
+            c.client_cpu,
+            c.other_cpu,
+            c.load_hwm_mib,
+            c.hwm_mib,
+            c.ready_rss_mib,
+            c.load1_start,
+            c.check(opts)
+        )
+    }
+
+    fn ok(&self, opts: &Opts) -> bool {
+        self.c.ok(opts)
+    }
+}
+
+fn fixed_rate(
+    opts: &Opts,
+    bin: &Path,
+    rt: &tokio::runtime::Runtime,
+    tr: Transport,
+    run: usize,
+    reqs: &Arc<Requests>,
+) -> Result<RateResult> {
+    wait_quiet(opts);
+    let load1_start = load1();
+    let c = Collector::start(opts, bin)?;
+    let tck = clk_tck() as f64;
+    let senders = rt.block_on(async {
+        let mut v = Vec::new();
+        for _ in 0..opts.rate_connections {
+            v.push(Sender::connect(tr, &c).await?);
+        }
+        anyhow::Ok(v)
+    })?;
+    let interval = Duration::from_secs_f64(opts.rate_batch as f64 / opts.rate as f64);
+    let n = reqs.bodies.len();
+    let retries = Arc::new(AtomicU64::new(0));
+    let busy0 = machine_busy_ticks();
+    let ticks0 = c.cpu_ticks();
+    let client0 = self_ticks();
+    let start = Instant::now() + Duration::from_millis(50);
+    let deadline = start + Duration::from_secs(opts.max_secs) + REQUEST_TIMEOUT;
+    let (acks, last_ack, max_lag, mut from_send) = rt.block_on(async {
+        let mut acks = Acks::new(n);
+        let mut last_ack = start;
+        let mut max_lag = Duration::ZERO;
+        let mut from_send = Vec::with_capacity(n);
+        let mut tasks = tokio::task::JoinSet::new();
+        type Done = (usize, Instant, Instant, Instant, Result<i64, String>);
+        let mut take = |acks: &mut Acks, r: Done| {
+            let (i, target, sent, done, out) = r;
+            last_ack = last_ack.max(done);
+            if out.is_ok() {
+                from_send.push(done.saturating_duration_since(sent));
+            }
+            acks.record(
+                i,
+                reqs.spans_of[i],
+                out,
+                done.saturating_duration_since(target),
+            );
+        };
+        for i in 0..n {
+            let target = start + interval * i as u32;
+            tokio::time::sleep_until(target.into()).await;
+            let sent = Instant::now();
+            max_lag = max_lag.max(sent.saturating_duration_since(target));
+            let mut s = senders[i % senders.len()].clone();
+            let (body, retries) = (reqs.bodies[i].clone(), retries.clone());
+            tasks.spawn(async move {
+                let out = s.send(&body, deadline, &retries).await;
+                (i, target, sent, Instant::now(), out)
+            });
+            while let Some(r) = tasks.try_join_next() {
+                if let Ok(r) = r {
+                    take(&mut acks, r);
+                }
+            }
+        }
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(r) = r {
+                take(&mut acks, r);
+            }
+        }
+        (acks, last_ack, max_lag, from_send)
+    });
+    from_send.sort();
+    let wall = last_ack.saturating_duration_since(start).as_secs_f64();
+    let ticks1 = c.cpu_ticks();
+    let client1 = self_ticks();
+    let busy1 = machine_busy_ticks();
+    let mut latencies = acks.latencies.clone();
+    latencies.sort();
+    let achieved_rate = acks.acked_spans as f64 / wall;
+    let common = Common {
+        transport: tr,
+        run,
+        load1_start,
+        spans_sent: reqs.spans,
+        requests: n,
+        acks,
+        retries: retries.load(Ordering::Relaxed),
+        cpu_window: 0.0,
+        cpu_all_in: 0.0,
+        client_cpu: 0.0,
+        other_cpu: 0.0,
+        wall,
+        hwm_mib: 0.0,
+        ready_rss_mib: 0.0,
+        load_hwm_mib: 0.0,
+        shutdown: 0.0,
+        exit: String::new(),
+        metrics_accepted: None,
+        metrics_appended: None,
+        committed_rows: None,
+        kept: None,
+        profile: None,
+    };
+    let c = finish_run(
+        opts,
+        rt,
+        c,
+        tck,
+        RunEnd {
+            ticks0,
+            client0,
+            ticks1,
+            client1,
+            busy0,
+            busy1,
         },
         common,
     )?;
@@ -1381,6 +1472,7 @@ fn fixed_rate(
         target_rate: opts.rate as f64,
         achieved_rate,
         latencies,
+        from_send,
         max_send_lag: max_lag,
     })
 }
@@ -1392,11 +1484,18 @@ struct Perf {
 }
 
 impl Perf {
-    fn start(dir: &Path, tr: Transport, run: usize, pid: u32) -> Result<Self> {
+    fn start(dir: &Path, call_graph: &str, tr: Transport, run: usize, pid: u32) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let out = dir.join(format!("perf.{}.{run}.data", tr.name()));
         let child = Command::new("perf")
-            .args(["record", "-g", "-p", &pid.to_string(), "-o"])
+            .args([
+                "record",
+                "--call-graph",
+                call_graph,
+                "-p",
+                &pid.to_string(),
+                "-o",
+            ])
             .arg(&out)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -1408,12 +1507,17 @@ impl Perf {
         Ok(Perf { child, out })
     }
 
+    /// Waits for perf to end after its target's exit; SIGINT after 5 s, SIGKILL after 60 s.
     fn stop(mut self) -> Result<PathBuf> {
-        signal(self.child.id(), "-INT");
         let t = Instant::now();
+        let mut interrupted = false;
         loop {
             if self.child.try_wait()?.is_some() {
                 break;
+            }
+            if !interrupted && t.elapsed() > Duration::from_secs(5) {
+                signal(self.child.id(), "-INT");
+                interrupted = true;
             }
             if t.elapsed() > Duration::from_secs(60) {
                 let _ = self.child.kill();
@@ -1449,7 +1553,7 @@ fn summary(opts: &Opts, m: &Machine, flat: &[FlatResult], rate: &[RateResult]) -
         );
         let _ = writeln!(
             s,
-            "{:<5} {:>3} {:>6} {:>9} {:>7} {:>9} {:>8} {:>9} {:>9} {:>11} {:>8} {:>8} {:>8} {:>8} {:>7}  check",
+            "{:<5} {:>3} {:>6} {:>9} {:>7} {:>9} {:>8} {:>9} {:>9} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}  check",
             "tr",
             "run",
             "load1",
@@ -1461,6 +1565,7 @@ fn summary(opts: &Opts, m: &Machine, flat: &[FlatResult], rate: &[RateResult]) -
             "all-in/M",
             "spans/s/cpu",
             "lg cpu s",
+            "oth cpu",
             "p99 ms",
             "HWM load",
             "HWM all",
@@ -1472,7 +1577,7 @@ fn summary(opts: &Opts, m: &Machine, flat: &[FlatResult], rate: &[RateResult]) -
             l.sort();
             let _ = writeln!(
                 s,
-                "{:<5} {:>3} {:>6} {:>9} {:>7.2} {:>9.0} {:>8.2} {:>9.2} {:>9.2} {:>11.0} {:>8.2} {:>8.1} {:>8.0} {:>8.0} {:>7.0}  {}",
+                "{:<5} {:>3} {:>6} {:>9} {:>7.2} {:>9.0} {:>8.2} {:>9.2} {:>9.2} {:>11.0} {:>8.2} {:>8.2} {:>8.1} {:>8.0} {:>8.0} {:>7.0}  {}",
                 c.transport.name(),
                 c.run,
                 c.load1_start,
@@ -1484,6 +1589,7 @@ fn summary(opts: &Opts, m: &Machine, flat: &[FlatResult], rate: &[RateResult]) -
                 c.cpu_per_million(c.cpu_all_in),
                 c.acks.acked_spans as f64 / c.cpu_window,
                 c.client_cpu,
+                c.other_cpu,
                 quantile_ms(&l, 0.99),
                 c.load_hwm_mib,
                 c.hwm_mib,
@@ -1504,7 +1610,7 @@ fn summary(opts: &Opts, m: &Machine, flat: &[FlatResult], rate: &[RateResult]) -
         );
         let _ = writeln!(
             s,
-            "{:<5} {:>3} {:>6} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>8} {:>7}  check",
+            "{:<5} {:>3} {:>6} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>9} {:>8} {:>8} {:>7}  check",
             "tr",
             "run",
             "load1",
@@ -1514,7 +1620,10 @@ fn summary(opts: &Opts, m: &Machine, flat: &[FlatResult], rate: &[RateResult]) -
             "p90 ms",
             "p99 ms",
             "max ms",
+            "p99 snd",
+            "lag max",
             "cores",
+            "oth cpu",
             "cpu-s/M",
             "HWM load",
             "HWM all",
@@ -1525,7 +1634,7 @@ fn summary(opts: &Opts, m: &Machine, flat: &[FlatResult], rate: &[RateResult]) -
             let l = &r.latencies;
             let _ = writeln!(
                 s,
-                "{:<5} {:>3} {:>6} {:>9} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7.2} {:>9.2} {:>8.0} {:>8.0} {:>7.0}  {}",
+                "{:<5} {:>3} {:>6} {:>9} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7.2} {:>7.2} {:>9.2} {:>8.0} {:>8.0} {:>7.0}  {}",
                 c.transport.name(),
                 c.run,
                 c.load1_start,
@@ -1535,7 +1644,10 @@ fn summary(opts: &Opts, m: &Machine, flat: &[FlatResult], rate: &[RateResult]) -
                 quantile_ms(l, 0.9),
                 quantile_ms(l, 0.99),
                 quantile_ms(l, 1.0),
+                quantile_ms(&r.from_send, 0.99),
+                r.max_send_lag.as_secs_f64() * 1e3,
                 c.cpu_window / c.wall,
+                c.other_cpu / c.wall,
                 c.cpu_per_million(c.cpu_window),
                 c.load_hwm_mib,
                 c.hwm_mib,

@@ -244,6 +244,7 @@ impl Committer {
             wal_last: None,
             added: added.to_vec(),
             removed: removed.to_vec(),
+            reason: None,
             created_at: chrono::Utc::now().to_rfc3339(),
         };
         write_commit(&self.loc, &c).await?;

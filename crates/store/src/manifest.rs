@@ -66,6 +66,10 @@ pub struct Commit {
     /// Keys of files removed (they stay readable until deleted, but queries no longer see them).
     #[serde(default)]
     pub removed: Vec<String>,
+    /// What caused a maintenance commit, for the integrity log and auditors: the retention
+    /// policy, erasure request or compaction run that removed or replaced files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// When the commit was made (RFC 3339), informational.
     pub created_at: String,
 }
@@ -217,6 +221,7 @@ mod tests {
             wal_last: None,
             added: added.iter().map(|k| file(k)).collect(),
             removed: removed.iter().map(|k| (*k).to_owned()).collect(),
+            reason: None,
             created_at: String::new(),
         }
     }

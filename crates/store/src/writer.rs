@@ -670,6 +670,7 @@ async fn flush_inner(inner: &Arc<Inner>) -> Result<FlushReport> {
         wal_last: Some(last),
         added: files.clone(),
         removed: Vec::new(),
+        reason: None,
         created_at: chrono::Utc::now().to_rfc3339(),
     };
     retry(inner, "commit", || write_commit(&inner.loc, &commit)).await?;

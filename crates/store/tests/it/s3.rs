@@ -433,6 +433,7 @@ async fn create_only_puts_and_commits_behave_on_s3() {
         wal_last: Some(3),
         added: Vec::new(),
         removed: Vec::new(),
+        reason: None,
         created_at: String::new(),
     };
     assert!(write_commit(&loc, &commit).await.unwrap());
