@@ -192,6 +192,14 @@ fn scrub_json(v: &mut serde_json::Value, id: &str, with: &str) {
     }
 }
 
+/// What pseudonymization does to a column of the subject's rows.
+#[derive(Debug, Clone, Copy)]
+enum Edit {
+    Pseudonym,
+    Null,
+    Scrub,
+}
+
 /// Columns set to NULL in the subject's rows.
 const NULLED: &[&str] = &[
     "client_address",
@@ -264,17 +272,14 @@ impl Operation for ErasureRun {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
         for (field, col) in schema.fields().iter().zip(batch.columns()) {
             let name = field.name().as_str();
-            let map: Option<Box<dyn Fn(&str) -> Option<String> + '_>> = match name {
-                "user_id" | "session_id" => {
-                    Some(Box::new(move |v: &str| Some(self.pseudonym(name, v))))
+            let edit = match name {
+                "user_id" | "session_id" => Edit::Pseudonym,
+                n if NULLED.contains(&n) => Edit::Null,
+                n if SCRUBBED.contains(&n) => Edit::Scrub,
+                _ => {
+                    columns.push(col.clone());
+                    continue;
                 }
-                n if NULLED.contains(&n) => Some(Box::new(|_: &str| None)),
-                n if SCRUBBED.contains(&n) => Some(Box::new(|v: &str| Some(self.scrub(v)))),
-                _ => None,
-            };
-            let Some(map) = map else {
-                columns.push(col.clone());
-                continue;
             };
             let strings = col
                 .as_any()
@@ -282,12 +287,14 @@ impl Operation for ErasureRun {
                 .ok_or_else(|| Error::Parquet(format!("column {name} is not a string column")))?;
             let out: StringArray = (0..strings.len())
                 .map(|i| {
-                    if !strings.is_valid(i) {
-                        None
-                    } else if hit[i] {
-                        map(strings.value(i))
-                    } else {
-                        Some(strings.value(i).to_owned())
+                    let v = strings.is_valid(i).then(|| strings.value(i))?;
+                    if !hit[i] {
+                        return Some(v.to_owned());
+                    }
+                    match edit {
+                        Edit::Pseudonym => Some(self.pseudonym(name, v)),
+                        Edit::Null => None,
+                        Edit::Scrub => Some(self.scrub(v)),
                     }
                 })
                 .collect();

@@ -64,8 +64,8 @@ pub const DEFAULT_COLLECTOR_ID: &str = "maintenance";
 pub const DEFAULT_MAX_FILES: usize = 10_000;
 /// Files per commit: bounds the memory of a batch and the work a crash can leave half done.
 pub const DEFAULT_BATCH_FILES: usize = 64;
-/// Lost commit races in a row before a run gives up.
-const MAX_RACES: u32 = 5;
+/// Lost races in a row before a run gives up ([`Error::StaleSnapshot`]).
+const MAX_RACES: u32 = 8;
 /// Footers read at once while planning.
 const CONCURRENT_FOOTERS: usize = 16;
 
@@ -329,12 +329,27 @@ impl Maintainer {
         let mut budget = self.opts.max_files;
         let mut races = 0;
         'plan: loop {
-            let snapshot = Snapshot::load(&self.loc).await?;
+            let attempt = async {
+                let snapshot = Snapshot::load(&self.loc).await?;
+                let plan = self.plan(op, &snapshot, &mut report).await?;
+                Ok::<_, Error>((snapshot, plan))
+            };
+            let (snapshot, mut plan) = match attempt.await {
+                Ok(p) => p,
+                Err(e) if lost_race(&e) => {
+                    races += 1;
+                    if races >= MAX_RACES {
+                        return Err(Error::StaleSnapshot { attempts: races });
+                    }
+                    back_off(races).await;
+                    continue 'plan;
+                }
+                Err(e) => return Err(e),
+            };
             let mut next_commit = snapshot
                 .collectors
                 .get(&self.opts.collector_id)
                 .map_or(1, |c| c.last_commit + 1);
-            let mut plan = self.plan(op, &snapshot, &mut report).await?;
             op.check_plan(&plan)?;
             report.files_remaining = plan.len().saturating_sub(budget) as u64;
             plan.truncate(budget);
@@ -349,12 +364,15 @@ impl Maintainer {
                         races = 0;
                         budget -= batch.len();
                     }
-                    Err(Error::CommitTaken { commit, .. }) => {
+                    // Another run committed first (this number, or a replacement of a file we
+                    // planned): nothing of this attempt is visible; plan again from its result.
+                    Err(e) if lost_race(&e) => {
                         races += 1;
-                        tracing::info!(commit, races, "lost a commit race: replanning");
+                        tracing::info!(races, error = %e, "lost a race with another run: replanning");
                         if races >= MAX_RACES {
                             return Err(Error::StaleSnapshot { attempts: races });
                         }
+                        back_off(races).await;
                         continue 'plan;
                     }
                     Err(e) => return Err(e),
@@ -385,8 +403,10 @@ impl Maintainer {
             }
         }
         report.footers_read += footers.len() as u64;
-        let examined: Vec<(FileEntry, Triage)> = futures::stream::iter(footers)
-            .map(|f| async move { Ok::<_, Error>((f.clone(), self.examine(op, f).await?)) })
+        // Futures collected first: a closure inside the stream would make the run's future
+        // not provably `Send` (higher-ranked lifetimes), and callers spawn it.
+        let reads: Vec<_> = footers.into_iter().map(|f| self.examine(op, f)).collect();
+        let examined: Vec<(FileEntry, Triage)> = futures::stream::iter(reads)
             .buffer_unordered(CONCURRENT_FOOTERS)
             .try_collect()
             .await?;
@@ -400,15 +420,28 @@ impl Maintainer {
     }
 
     /// Decides from the footer: statistics, then the probe's bloom filters.
-    async fn examine<O: Operation>(&self, op: &O, f: &FileEntry) -> Result<Triage> {
+    async fn examine<O: Operation>(&self, op: &O, f: &FileEntry) -> Result<(FileEntry, Triage)> {
+        Ok((f.clone(), self.examine_footer(op, f).await?))
+    }
+
+    async fn examine_footer<O: Operation>(&self, op: &O, f: &FileEntry) -> Result<Triage> {
         let reader = StoreFile {
             store: self.loc.store.clone(),
             path: self.loc.path(&f.key),
             size: f.size,
         };
-        let mut builder = ParquetRecordBatchStreamBuilder::new(reader)
-            .await
-            .map_err(|e| Error::Parquet(format!("{}: {e}", f.key)))?;
+        let mut builder =
+            ParquetRecordBatchStreamBuilder::new(reader)
+                .await
+                .map_err(|e| match e {
+                    ParquetError::External(inner) => {
+                        match inner.downcast::<object_store::Error>() {
+                            Ok(os) => Error::object("get", &f.key, *os),
+                            Err(other) => Error::Parquet(format!("{}: {other}", f.key)),
+                        }
+                    }
+                    e => Error::Parquet(format!("{}: {e}", f.key)),
+                })?;
         let meta = Arc::clone(builder.metadata());
         let triage = op.triage_footer(f, &meta);
         let (Triage::Read, Some((column, value))) = (triage, op.probe()) else {
@@ -496,10 +529,47 @@ impl Maintainer {
             self.put_intent(&intent).await?;
             failpoint::hit("maintenance:after_intent");
         }
+        let (out, added, removed) = match self
+            .rewrite_batch(op, batch, &reserved, commit_no, progress)
+            .await
+        {
+            Ok(done) => done,
+            Err(e) => {
+                if !dry {
+                    // Nothing is committed: what this batch wrote is ours to delete.
+                    self.abandon(&intent).await;
+                }
+                return Err(e);
+            }
+        };
+        if dry {
+            return Ok(out);
+        }
+        self.commit_batch(op, &intent, out, added, removed).await
+    }
+
+    /// Deletes every object an uncommitted batch may have written, then its intent.
+    async fn abandon(&self, intent: &Intent) {
+        for key in &intent.reserved {
+            self.delete_quietly(key).await;
+        }
+        self.delete_quietly(&intent.key()).await;
+    }
+
+    /// Reads, transforms and (unless dry) writes the files of one batch.
+    async fn rewrite_batch<O: Operation>(
+        &self,
+        op: &O,
+        batch: &[(FileEntry, Triage)],
+        reserved: &[String],
+        commit_no: u64,
+        progress: &dyn Progress,
+    ) -> Result<(MaintenanceReport, Vec<FileEntry>, Vec<String>)> {
+        let dry = self.opts.dry_run;
         let mut out = MaintenanceReport::default();
         let mut added = Vec::new();
         let mut removed = Vec::new();
-        for ((f, action), new_key) in batch.iter().zip(&reserved) {
+        for ((f, action), new_key) in batch.iter().zip(reserved) {
             match action {
                 Triage::Delete => {
                     removed.push(f.key.clone());
@@ -539,9 +609,20 @@ impl Maintainer {
             }
             progress.file_done();
         }
-        if dry {
-            return Ok(out);
-        }
+        Ok((out, added, removed))
+    }
+
+    /// Commits a written batch, then finishes it.
+    async fn commit_batch<O: Operation>(
+        &self,
+        op: &O,
+        intent: &Intent,
+        mut out: MaintenanceReport,
+        added: Vec<FileEntry>,
+        removed: Vec<String>,
+    ) -> Result<MaintenanceReport> {
+        let id = &self.opts.collector_id;
+        let commit_no = intent.commit;
         failpoint::hit("maintenance:after_files");
         if removed.is_empty() {
             // Nothing changed (bloom filter false positives, rows all held): no commit.
@@ -561,18 +642,16 @@ impl Maintainer {
             created_at: chrono::Utc::now().to_rfc3339(),
         };
         if let Err(e) = create_commit(&self.loc, &commit).await {
+            // Lost the number: never listed, never will be, ours to delete. Any other error
+            // may hide a commit that was written (a lost response): recovery decides later.
             if matches!(e, Error::CommitTaken { .. }) {
-                // Never listed, never will be: ours to delete.
-                for f in &commit.added {
-                    self.delete_quietly(&f.key).await;
-                }
-                self.delete_quietly(&intent.key()).await;
+                self.abandon(intent).await;
             }
             return Err(e);
         }
         failpoint::hit("maintenance:after_commit");
         out.commits.push(commit_no);
-        out.delete_failures += self.finish(&commit, &intent).await?;
+        out.delete_failures += self.finish(&commit, intent).await?;
         tracing::info!(
             commit = commit_no,
             kind = op.kind(),
@@ -684,6 +763,28 @@ impl Maintainer {
             schema_fingerprint: genai_audit_core::schema::schema_fingerprint(),
         })
     }
+}
+
+/// A random pause growing with the races lost, so the winner can get ahead instead of every run
+/// replanning in lockstep.
+async fn back_off(races: u32) {
+    let mut b = [0u8; 2];
+    let jitter = getrandom::fill(&mut b).map_or(500, |()| u64::from(u16::from_le_bytes(b)) % 1000);
+    let ms = (jitter + 100) * u64::from(races.min(6));
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
+
+/// Whether `e` means another run changed the store under this one: the commit number was taken,
+/// or a planned file was replaced (and deleted) meanwhile. Either way, plan again.
+fn lost_race(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::CommitTaken { .. }
+            | Error::ObjectStore {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }
+    )
 }
 
 /// A committed file read by ranges: the footer, then only the bloom filters asked for.
