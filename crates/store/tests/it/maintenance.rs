@@ -327,7 +327,7 @@ async fn holds_keep_rows_until_lifted_and_lifting_is_recorded() {
     let after = rows(&loc).await;
     assert!(
         recs.iter()
-            .all(|r| after.contains_key(&r.record_id) == !expired_at(r, cutoff))
+            .all(|r| after.contains_key(&r.record_id) != expired_at(r, cutoff))
     );
     assert_tidy(&loc).await;
 }
@@ -499,7 +499,7 @@ async fn delete_mode_removes_the_rows_and_a_second_request_is_still_on_record() 
     let after = rows(&loc).await;
     for (id, row) in &before {
         let gone = row.get("user_id") == SUBJECT && row.tenant == "tenant1";
-        assert_eq!(after.get(id).is_none(), gone, "{id}");
+        assert_eq!(!after.contains_key(id), gone, "{id}");
     }
     let deleted = before.len() - after.len();
     assert!(deleted > 0);
@@ -793,7 +793,7 @@ async fn concurrent_erasures_of_different_users_all_complete_without_corruption(
     let after = rows(&loc).await;
     for (id, row) in &before {
         let erased = users.contains(&row.get("user_id"));
-        assert_eq!(after.get(id).is_none(), erased, "{id}");
+        assert_eq!(!after.contains_key(id), erased, "{id}");
         if !erased {
             assert_eq!(&after[id], row);
         }
