@@ -285,7 +285,15 @@ impl Maintainer {
             .map_err(|e| Error::object("list", prefix.as_ref(), e))?;
         let mut closed = 0;
         for meta in metas {
-            let bytes = self.loc.get_object(&meta.location).await?;
+            let bytes = match self.loc.get_object(&meta.location).await {
+                Ok(b) => b,
+                // Finished by a concurrent run between the listing and now.
+                Err(Error::ObjectStore {
+                    source: object_store::Error::NotFound { .. },
+                    ..
+                }) => continue,
+                Err(e) => return Err(e),
+            };
             let intent: Intent = serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
                 key: meta.location.to_string(),
                 reason: e.to_string(),
