@@ -46,6 +46,8 @@ pub struct Config {
     pub classification: ClassificationConfig,
     /// Retention policy stamped on records.
     pub retention: RetentionPolicy,
+    /// Retention and erasure runs (`retention apply`, `erase`).
+    pub maintenance: MaintenanceSection,
     /// The content hash key.
     pub hash: HashSection,
     /// The admin endpoint (metrics, health).
@@ -140,6 +142,25 @@ impl Default for NormalizeSection {
     }
 }
 
+/// `[maintenance]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaintenanceSection {
+    /// Collector id the retention and erasure commits are made as.
+    pub collector_id: String,
+    /// Files one run deletes or rewrites at most.
+    pub max_files: usize,
+}
+
+impl Default for MaintenanceSection {
+    fn default() -> Self {
+        Self {
+            collector_id: genai_audit_store::maintenance::DEFAULT_COLLECTOR_ID.to_owned(),
+            max_files: genai_audit_store::maintenance::DEFAULT_MAX_FILES,
+        }
+    }
+}
+
 /// `[hash]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -224,6 +245,15 @@ impl Config {
             bail!(
                 "invalid configuration `flush`: max_rows, max_file_rows and max_age_secs must be positive"
             );
+        }
+        if !genai_audit_store::layout::valid_collector_id(&self.maintenance.collector_id) {
+            bail!(
+                "invalid configuration `maintenance.collector_id`: {:?} must be 1-64 characters of A-Z a-z 0-9 . _ -",
+                self.maintenance.collector_id
+            );
+        }
+        if self.maintenance.max_files == 0 {
+            bail!("invalid configuration `maintenance.max_files`: must be positive");
         }
         if self.wal.max_bytes < 1 << 20 {
             bail!(
@@ -420,6 +450,11 @@ mod tests {
         assert_eq!(example.wal.max_bytes, default.wal.max_bytes);
         assert_eq!(example.flush.max_rows, default.flush.max_rows);
         assert_eq!(example.admin.listen, default.admin.listen);
+        assert_eq!(example.maintenance.max_files, default.maintenance.max_files);
+        assert_eq!(
+            example.maintenance.collector_id,
+            default.maintenance.collector_id
+        );
         assert_eq!(example.receiver.grpc.listen, default.receiver.grpc.listen);
         assert_eq!(
             example.receiver.max_request_bytes,
@@ -474,6 +509,10 @@ mod tests {
             bad("GENAI_AUDIT_NOPE", "1").contains("unknown environment variable GENAI_AUDIT_NOPE")
         );
         assert!(bad("GENAI_AUDIT_ADMIN_LISTEN", "here").contains("admin.listen"));
+        assert!(bad("GENAI_AUDIT_MAINTENANCE_MAX_FILES", "0").contains("maintenance.max_files"));
+        assert!(
+            bad("GENAI_AUDIT_MAINTENANCE_COLLECTOR_ID", "a/b").contains("maintenance.collector_id")
+        );
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "[flush]\nmax_rowz = 3\n").unwrap();

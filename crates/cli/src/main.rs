@@ -6,6 +6,7 @@ mod import;
 mod input;
 mod inspect;
 mod keys;
+mod maintenance;
 mod query;
 mod serve;
 mod store;
@@ -81,6 +82,23 @@ enum Command {
     /// Exit status: 0 when every statement ran, 1 when one failed (SQL error, refused
     /// statement), 2 on a fatal error (store unreachable, nothing committed, bad options).
     Query(query::QueryArgs),
+    /// Apply the retention policy: delete the records whose retention has ended.
+    ///
+    /// Records under a legal hold (`genai-audit hold`) are kept. Each batch of files is one
+    /// commit of kind `retention`, so the integrity log records every deletion. Bounded
+    /// (--max-files) and resumable: an interrupted run is completed by the next one.
+    Retention(maintenance::RetentionArgs),
+    /// Place, lift and list legal holds, which keep records from retention and erasure.
+    Hold(maintenance::HoldArgs),
+    /// Erase one data subject (GDPR Art. 17): pseudonymize (default) or delete their records.
+    ///
+    /// The receipt (a commit of kind `erasure`) names the subject only by the keyed hash of the
+    /// user id, which `audit_hash('<user id>')` reproduces. Refused while a legal hold applies.
+    ///
+    /// Exit status: 0 when done, 1 when replaced files could not be deleted (they are no longer
+    /// listed; the next run retries), 2 on an error or a refusal (nothing committed by the
+    /// batch that failed).
+    Erase(maintenance::EraseArgs),
 }
 
 /// Where the content hash key is kept unless told otherwise.
@@ -180,6 +198,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Query(args) => {
             init_logging(cli.log_format, "warn");
             query::run(&args)
+        }
+        Command::Retention(args) => {
+            init_logging(cli.log_format, "warn");
+            maintenance::run_retention(&args)
+        }
+        Command::Hold(args) => {
+            init_logging(cli.log_format, "warn");
+            maintenance::run_hold(&args)
+        }
+        Command::Erase(args) => {
+            init_logging(cli.log_format, "warn");
+            maintenance::run_erase(&args)
         }
     }
 }

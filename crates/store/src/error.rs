@@ -118,6 +118,37 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// Another process took this commit number first (two maintenance runs raced). Nothing of
+    /// this attempt is visible; reload the snapshot and plan again.
+    #[error("commit {commit} of {collector_id} was taken by another run: reload and retry")]
+    CommitTaken {
+        /// The collector id both runs commit as.
+        collector_id: String,
+        /// The commit number.
+        commit: u64,
+    },
+    /// A maintenance run lost the race for a commit number this many times in a row: another
+    /// run keeps committing. Nothing of the lost attempts is visible; run again later.
+    #[error("gave up after losing {attempts} commit races to concurrent maintenance runs")]
+    StaleSnapshot {
+        /// Consecutive lost races.
+        attempts: u32,
+    },
+    /// A legal hold forbids the deletion or rewrite that was asked for.
+    #[error("refused: legal hold {hold_id} ({scope}, placed by {by}: {reason}) applies")]
+    LegalHold {
+        /// Id of the hold.
+        hold_id: String,
+        /// `tenant=…` or `tenant=… user=…`.
+        scope: String,
+        /// Who placed it.
+        by: String,
+        /// Why it was placed.
+        reason: String,
+    },
+    /// No hold has this id, or it was already removed.
+    #[error("no active legal hold {0}")]
+    HoldNotFound(String),
     /// The writer stopped flushing after an error retrying cannot fix; everything acknowledged
     /// is still in the WAL and is replayed at the next start. Restart once the cause is fixed.
     #[error("the writer stopped flushing ({reason}); restart to replay the WAL")]

@@ -11,6 +11,15 @@ pub const POINTS: &[&str] = &[
     "flush:after_commit",
 ];
 
+/// Points of a maintenance batch (retention, erasure), in order.
+pub const MAINTENANCE_POINTS: &[&str] = &[
+    "maintenance:after_intent",
+    "maintenance:after_first_file",
+    "maintenance:after_files",
+    "maintenance:after_commit",
+    "maintenance:after_delete",
+];
+
 #[cfg(feature = "failpoints")]
 static ARMED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 

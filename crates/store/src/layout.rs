@@ -3,7 +3,10 @@
 //! ```text
 //! <root>/audit_log/tenant=<tenant>/dt=<YYYY-MM-DD>/<collector>-w<first>-<last>-<part>.parquet
 //! <root>/audit_log/tenant=<tenant>/dt=<YYYY-MM-DD>/<collector>-c<commit>-<part>.parquet   (compaction)
+//! <root>/audit_log/tenant=<tenant>/dt=<YYYY-MM-DD>/<collector>-c<commit>-<run>-<part>.parquet (retention, erasure)
 //! <root>/_manifest/<collector>/<commit:020>.json                                           (commits)
+//! <root>/_maintenance/<collector>/<commit:020>-<run>.json                                  (maintenance intents)
+//! <root>/_holds/<id>.json, <id>.removed.json                                               (legal holds)
 //! ```
 //!
 //! `dt` is the UTC date of the span's `start_time`, so late spans land in their own day. File
@@ -17,6 +20,10 @@ use chrono::{DateTime, NaiveDate};
 pub const AUDIT_LOG_DIR: &str = "audit_log";
 /// Directory of the commit manifests below the store root.
 pub const MANIFEST_DIR: &str = "_manifest";
+/// Directory of legal holds below the store root.
+pub const HOLDS_DIR: &str = "_holds";
+/// Directory of maintenance intents (work in progress of retention and erasure runs).
+pub const MAINTENANCE_DIR: &str = "_maintenance";
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
@@ -44,6 +51,13 @@ pub fn flush_file_name(collector: &str, first: u64, last: u64, part: u32) -> Str
 /// File name of part `part` written by commit `commit` (compaction, rewrites).
 pub fn commit_file_name(collector: &str, commit: u64, part: u32) -> String {
     format!("{collector}-c{commit:020}-{part:04}.parquet")
+}
+
+/// File name of part `part` written by maintenance commit `commit` in run `run` (retention,
+/// erasure). The run token keeps two runs racing for the same commit number from writing the
+/// same names: only the one whose commit wins is ever listed.
+pub fn rewrite_file_name(collector: &str, commit: u64, run: &str, part: u32) -> String {
+    format!("{collector}-c{commit:020}-{run}-{part:04}.parquet")
 }
 
 /// Key of a collector's commit manifest.

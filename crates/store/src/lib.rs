@@ -9,14 +9,20 @@
 //! - [`StoreLocation`]: a store URL resolved to an `object_store`.
 //! - [`manifest::Snapshot`]: the committed files, for readers.
 //! - [`wal`]: the write-ahead log itself.
+//! - [`maintenance::Maintainer`]: retention ([`retention`]) and erasure ([`erasure`]) as
+//!   ordinary, bounded, resumable commits; [`holds`] keep records from both.
 
 pub mod commit;
+pub mod erasure;
 mod error;
 pub mod failpoint;
+pub mod holds;
 pub mod layout;
 pub mod location;
+pub mod maintenance;
 pub mod manifest;
 pub mod parquet_file;
+pub mod retention;
 pub mod wal;
 pub mod writer;
 
@@ -26,3 +32,11 @@ pub use location::StoreLocation;
 pub use writer::{
     FlushPolicy, FlushReport, Histogram, OpenReport, Writer, WriterConfig, WriterStats,
 };
+
+/// 8 random hex characters (names of maintenance runs, hold ids).
+pub(crate) fn random_token() -> Result<String> {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b)
+        .map_err(|e| Error::InvalidArgument(format!("no system randomness: {e}")))?;
+    Ok(const_hex::encode(b))
+}

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::TryStreamExt;
-use object_store::{PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -99,28 +99,8 @@ impl Snapshot {
     /// Reads every commit under `_manifest/` and applies them in order (per collector, by
     /// commit number; collectors touch disjoint files).
     pub async fn load(loc: &StoreLocation) -> Result<Self> {
-        let prefix = loc.path(MANIFEST_DIR);
-        let metas: Vec<_> = loc
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| Error::object("list", prefix.as_ref(), e))?;
-        let mut commits = Vec::with_capacity(metas.len());
-        for meta in metas {
-            if !meta.location.as_ref().ends_with(".json") {
-                continue;
-            }
-            let bytes = loc.get_object(&meta.location).await?;
-            let commit: Commit = serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
-                key: meta.location.to_string(),
-                reason: e.to_string(),
-            })?;
-            commits.push(commit);
-        }
-        commits.sort_by(|a, b| (&a.collector_id, a.commit).cmp(&(&b.collector_id, b.commit)));
         let mut snap = Snapshot::default();
-        for c in commits {
+        for c in load_commits(loc).await? {
             snap.apply(&c);
         }
         Ok(snap)
@@ -156,6 +136,91 @@ impl Snapshot {
     /// Rows in live files.
     pub fn rows(&self) -> u64 {
         self.files.values().map(|f| f.rows).sum()
+    }
+}
+
+/// Every commit of every collector, ordered by (collector id, commit number).
+pub async fn load_commits(loc: &StoreLocation) -> Result<Vec<Commit>> {
+    let prefix = loc.path(MANIFEST_DIR);
+    let metas: Vec<_> = loc
+        .store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| Error::object("list", prefix.as_ref(), e))?;
+    let mut commits = Vec::with_capacity(metas.len());
+    for meta in metas {
+        if !meta.location.as_ref().ends_with(".json") {
+            continue;
+        }
+        commits.push(read_commit_at(loc, &meta.location).await?);
+    }
+    commits.sort_by(|a, b| (&a.collector_id, a.commit).cmp(&(&b.collector_id, b.commit)));
+    Ok(commits)
+}
+
+/// Commit `commit` of `collector_id`, or `None` if it was never written.
+pub async fn read_commit(
+    loc: &StoreLocation,
+    collector_id: &str,
+    commit: u64,
+) -> Result<Option<Commit>> {
+    let path = loc.path(&manifest_key(collector_id, commit));
+    let bytes = match loc.store.get(&path).await {
+        Ok(r) => r
+            .bytes()
+            .await
+            .map_err(|e| Error::object("get", path.as_ref(), e))?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(Error::object("get", path.as_ref(), e)),
+    };
+    parse_commit(&path, &bytes).map(Some)
+}
+
+async fn read_commit_at(loc: &StoreLocation, path: &object_store::path::Path) -> Result<Commit> {
+    parse_commit(path, &loc.get_object(path).await?)
+}
+
+fn parse_commit(path: &object_store::path::Path, bytes: &[u8]) -> Result<Commit> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Manifest {
+        key: path.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Writes a commit with a create-only put, for writers that may race with another process
+/// using the same collector id (maintenance runs): commit numbers are claimed by whoever writes
+/// first. Succeeds if the number is free, or already holds this very commit (a retry after a
+/// lost response; only `created_at` may differ); fails with [`Error::CommitTaken`] if another
+/// writer holds it, in which case the caller reloads the snapshot and plans again.
+pub async fn create_commit(loc: &StoreLocation, c: &Commit) -> Result<()> {
+    let key = loc.path(&manifest_key(&c.collector_id, c.commit));
+    let body = serde_json::to_vec_pretty(c).map_err(|e| Error::Manifest {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })?;
+    let opts = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match loc.store.put_opts(&key, PutPayload::from(body), opts).await {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::AlreadyExists { .. }) => {
+            let prior = read_commit_at(loc, &key).await?;
+            let same = Commit {
+                created_at: c.created_at.clone(),
+                ..prior
+            };
+            if same == *c {
+                Ok(())
+            } else {
+                Err(Error::CommitTaken {
+                    collector_id: c.collector_id.clone(),
+                    commit: c.commit,
+                })
+            }
+        }
+        Err(e) => Err(Error::object("put", key.as_ref(), e)),
     }
 }
 

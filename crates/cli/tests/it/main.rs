@@ -5,6 +5,7 @@
 
 mod import;
 mod inspect;
+mod maintenance;
 mod python;
 mod query;
 mod serve;
