@@ -9,10 +9,12 @@
 //! - [`StoreLocation`]: a store URL resolved to an `object_store`.
 //! - [`manifest::Snapshot`]: the committed files, for readers.
 //! - [`wal`]: the write-ahead log itself.
+//! - [`integrity`]: signed checkpoints of every commit, and their verification.
 
 pub mod commit;
 mod error;
 pub mod failpoint;
+pub mod integrity;
 pub mod layout;
 pub mod location;
 pub mod manifest;
