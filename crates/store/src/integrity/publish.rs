@@ -37,7 +37,7 @@ impl Default for PublishOptions {
 }
 
 /// How many times a lost race for the next sequence number is retried.
-const MAX_ATTEMPTS: usize = 8;
+const MAX_ATTEMPTS: u32 = 16;
 
 /// Publishes the next checkpoint of `collector_id`'s chain, covering every commit of that
 /// collector not yet covered. Equivalent to [`publish_checkpoint_with`] with the default
@@ -67,7 +67,7 @@ pub async fn publish_checkpoint_with(
             "collector id {collector_id:?} must be 1-64 characters of A-Z a-z 0-9 . _ -"
         )));
     }
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 1..=MAX_ATTEMPTS {
         let latest = latest_checkpoint(loc, collector_id).await?;
         let (seq, last_commit, mut frontier, prev) = match &latest {
             None => (1, 0, Frontier::default(), None),
@@ -149,6 +149,11 @@ pub async fn publish_checkpoint_with(
                     checkpoint = name,
                     "lost a race for this checkpoint; retrying"
                 );
+                // Jittered back-off, so racing publishers stop colliding.
+                let mut r = [0u8; 2];
+                let jitter = getrandom::fill(&mut r).map_or(7, |()| u16::from_le_bytes(r) % 20);
+                let ms = u64::from(jitter + 1) * u64::from(attempt.min(5));
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             }
             Err(e) => return Err(Error::object("put", &name, e)),
         }

@@ -44,15 +44,15 @@ fn py_script(name: &str) -> PathBuf {
 ///
 /// Runs `py/moto_server.py`, which serves until its stdin closes, so the server also goes away
 /// if the test process is killed. Fails the test (never skips it) if Python or moto is missing.
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
     stdin: Option<ChildStdin>,
-    port: u16,
+    pub(crate) port: u16,
     log: tempfile::NamedTempFile,
 }
 
 impl Moto {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let log = tempfile::NamedTempFile::new().unwrap();
         let mut child = Command::new("python3")
             .arg(py_script("moto_server.py"))
@@ -113,7 +113,7 @@ impl Moto {
     }
 
     /// Creates a bucket (moto accepts an unsigned `PUT /<bucket>`).
-    fn create_bucket(&self, bucket: &str) {
+    pub(crate) fn create_bucket(&self, bucket: &str) {
         let status = http(self.addr(), "PUT", &format!("/{bucket}")).unwrap();
         assert_eq!(status, 200, "create bucket {bucket}\n{}", self.log_tail());
     }
@@ -175,7 +175,7 @@ fn s3_options(port: u16) -> Vec<(String, String)> {
 }
 
 /// The store at `s3://<bucket>/<prefix>` on `port`, opened exactly as the binary opens it.
-fn s3_location(port: u16, bucket: &str, prefix: &str) -> StoreLocation {
+pub(crate) fn s3_location(port: u16, bucket: &str, prefix: &str) -> StoreLocation {
     StoreLocation::open(&format!("s3://{bucket}/{prefix}"), &s3_options(port)).unwrap()
 }
 
