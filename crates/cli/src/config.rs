@@ -22,6 +22,7 @@ pub const EXAMPLE: &str = include_str!("../../../config/genai-audit.example.toml
 /// Variables with the prefix that are not config keys.
 const RESERVED_ENV: &[&str] = &[
     "GENAI_AUDIT_HASH_KEY",
+    "GENAI_AUDIT_INTEGRITY_KEY",
     "GENAI_AUDIT_LOG",
     "GENAI_AUDIT_STORE_URL",
 ];
@@ -48,6 +49,8 @@ pub struct Config {
     pub retention: RetentionPolicy,
     /// The content hash key.
     pub hash: HashSection,
+    /// Signed integrity checkpoints.
+    pub integrity: IntegritySection,
     /// The admin endpoint (metrics, health).
     pub admin: AdminSection,
     /// Logging.
@@ -156,6 +159,29 @@ impl Default for HashSection {
     }
 }
 
+/// `[integrity]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegritySection {
+    /// File holding the Ed25519 checkpoint signing key (created with mode 0600 if absent, its
+    /// public key written beside it as `<file>.pub`).
+    pub key_file: PathBuf,
+    /// Seconds between checkpoints, published also when nothing was written.
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for IntegritySection {
+    fn default() -> Self {
+        Self {
+            key_file: PathBuf::from(crate::integrity::DEFAULT_INTEGRITY_KEY_FILE),
+            checkpoint_interval_secs: 300,
+        }
+    }
+}
+
+/// Longest interval between checkpoints: a day.
+const MAX_CHECKPOINT_INTERVAL_SECS: u64 = 86_400;
+
 /// `[admin]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -223,6 +249,12 @@ impl Config {
         {
             bail!(
                 "invalid configuration `flush`: max_rows, max_file_rows and max_age_secs must be positive"
+            );
+        }
+        if !(1..=MAX_CHECKPOINT_INTERVAL_SECS).contains(&self.integrity.checkpoint_interval_secs) {
+            bail!(
+                "invalid configuration `integrity.checkpoint_interval_secs`: 1 to {MAX_CHECKPOINT_INTERVAL_SECS} seconds, got {}",
+                self.integrity.checkpoint_interval_secs
             );
         }
         if self.wal.max_bytes < 1 << 20 {
@@ -420,6 +452,11 @@ mod tests {
         assert_eq!(example.wal.max_bytes, default.wal.max_bytes);
         assert_eq!(example.flush.max_rows, default.flush.max_rows);
         assert_eq!(example.admin.listen, default.admin.listen);
+        assert_eq!(example.integrity.key_file, default.integrity.key_file);
+        assert_eq!(
+            example.integrity.checkpoint_interval_secs,
+            default.integrity.checkpoint_interval_secs
+        );
         assert_eq!(example.receiver.grpc.listen, default.receiver.grpc.listen);
         assert_eq!(
             example.receiver.max_request_bytes,
@@ -474,6 +511,10 @@ mod tests {
             bad("GENAI_AUDIT_NOPE", "1").contains("unknown environment variable GENAI_AUDIT_NOPE")
         );
         assert!(bad("GENAI_AUDIT_ADMIN_LISTEN", "here").contains("admin.listen"));
+        for v in ["0", "86401"] {
+            let err = bad("GENAI_AUDIT_INTEGRITY_CHECKPOINT_INTERVAL_SECS", v);
+            assert!(err.contains("integrity.checkpoint_interval_secs"), "{err}");
+        }
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "[flush]\nmax_rowz = 3\n").unwrap();

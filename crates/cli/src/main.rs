@@ -5,10 +5,12 @@ mod config;
 mod import;
 mod input;
 mod inspect;
+mod integrity;
 mod keys;
 mod query;
 mod serve;
 mod store;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,6 +83,18 @@ enum Command {
     /// Exit status: 0 when every statement ran, 1 when one failed (SQL error, refused
     /// statement), 2 on a fatal error (store unreachable, nothing committed, bad options).
     Query(query::QueryArgs),
+    /// Check the store against its signed integrity checkpoints, offline (a copy works).
+    ///
+    /// Checks every checkpoint's Ed25519 signature against the public keys, each collector's
+    /// chain (no gaps, each naming its predecessor's hash, consistent trees), every manifest
+    /// commit against what was signed for it, and every file's SHA-256; reports files missing
+    /// or unlisted, and commits not yet covered by a checkpoint (pending). One line per
+    /// problem, then `N/M checkpoints valid, N/M files valid`. --file KEY prints the inclusion
+    /// proof of one file instead.
+    ///
+    /// Exit status: 0 when everything verifies, 1 when a problem was found, 2 when verification
+    /// could not run (bad options, store unreadable).
+    Verify(verify::VerifyArgs),
 }
 
 /// Where the content hash key is kept unless told otherwise.
@@ -180,6 +194,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Query(args) => {
             init_logging(cli.log_format, "warn");
             query::run(&args)
+        }
+        Command::Verify(args) => {
+            init_logging(cli.log_format, "warn");
+            verify::run(&args)
         }
     }
 }
