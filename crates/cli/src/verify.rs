@@ -86,9 +86,7 @@ pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
         let loc = crate::store::open(&args.store)?;
         let mut out = std::io::stdout().lock();
         if let Some(key) = &args.file {
-            let proof = prove_file(&loc, key, &keys)
-                .await
-                .with_context(|| format!("proving {key}"))?;
+            let proof = prove_file(&loc, key, &keys).await?;
             let ok = write_proof(&mut out, &proof)?;
             return Ok(if ok {
                 ExitCode::SUCCESS

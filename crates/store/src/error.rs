@@ -147,6 +147,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// No inclusion proof can be given for a file.
+    #[error("cannot prove {key}: {reason}")]
+    NotProvable {
+        /// The file key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
     /// Records could not be serialized for the WAL.
     #[error("record encoding: {0}")]
     Codec(String),

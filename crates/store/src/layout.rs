@@ -4,6 +4,7 @@
 //! <root>/audit_log/tenant=<tenant>/dt=<YYYY-MM-DD>/<collector>-w<first>-<last>-<part>.parquet
 //! <root>/audit_log/tenant=<tenant>/dt=<YYYY-MM-DD>/<collector>-c<commit>-<part>.parquet   (compaction)
 //! <root>/_manifest/<collector>/<commit:020>.json                                           (commits)
+//! <root>/_integrity/<collector>/<seq:020>.checkpoint                                       (signed checkpoints)
 //! ```
 //!
 //! `dt` is the UTC date of the span's `start_time`, so late spans land in their own day. File

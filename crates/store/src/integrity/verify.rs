@@ -235,7 +235,8 @@ pub async fn verify(
 
     // Manifests against what was signed for them.
     let manifests = load_manifests(loc, concurrency).await?;
-    let mut pending_add: BTreeMap<String, String> = BTreeMap::new();
+    // Files of commits not yet signed: key → (manifest, SHA-256 and size it states).
+    let mut pending_add: BTreeMap<String, (String, String, u64)> = BTreeMap::new();
     let mut pending_remove: BTreeSet<String> = BTreeSet::new();
     let mut unverified: BTreeSet<String> = BTreeSet::new();
     let mut pending = Vec::new();
@@ -272,7 +273,10 @@ pub async fn verify(
                     pending.push(finding(FindingKind::Pending, &name, &detail));
                     if let Ok(c) = parsed {
                         for f in &c.added {
-                            pending_add.insert(f.key.clone(), name.clone());
+                            pending_add.insert(
+                                f.key.clone(),
+                                (name.clone(), f.sha256.to_ascii_lowercase(), f.size),
+                            );
                         }
                         pending_remove.extend(c.removed.iter().cloned());
                     }
@@ -332,7 +336,13 @@ pub async fn verify(
                 key,
                 &format!("{size} bytes, {cp} lists {} bytes", leaf.size),
             )),
-            Some(_) => to_hash.push((key.clone(), leaf.sha256.clone(), cp.clone(), leaf.size)),
+            Some(_) => to_hash.push(Hashing {
+                key: key.clone(),
+                want: leaf.sha256.clone(),
+                source: cp.clone(),
+                size: leaf.size,
+                signed: true,
+            }),
             None if pending_remove.contains(key) => {
                 report.files_total -= 1;
                 report.files_pending += 1;
@@ -350,12 +360,21 @@ pub async fn verify(
             report.files_total += 1;
         }
     }
-    for (key, manifest) in &pending_add {
+    for (key, (manifest, sha, size)) in &pending_add {
         if !opts.in_range(partition_dt(key).as_deref()) {
             continue;
         }
         if present.contains_key(key) {
+            // Not signed yet, but its manifest states its hash: a file changed behind a
+            // commit is caught even before (or without) a checkpoint.
             report.files_pending += 1;
+            to_hash.push(Hashing {
+                key: key.clone(),
+                want: sha.clone(),
+                source: format!("{manifest} (not yet signed)"),
+                size: *size,
+                signed: false,
+            });
         } else if !pending_remove.contains(key) {
             problems.push(finding(
                 FindingKind::Missing,
@@ -388,34 +407,34 @@ pub async fn verify(
     }
 
     // Hash what is listed and present, concurrently and streaming.
-    let total_bytes: u64 = to_hash.iter().map(|(_, _, _, s)| s).sum();
+    let total_bytes: u64 = to_hash.iter().map(|h| h.size).sum();
     progress.start(to_hash.len() as u64, total_bytes);
     let results: Vec<_> = futures::stream::iter(to_hash)
-        .map(|(key, want, cp, _)| {
+        .map(|h| {
             let loc = loc.clone();
             let progress = progress.clone();
             tokio::spawn(async move {
-                let got = hash_object(&loc, &key, progress.as_ref()).await;
+                let got = hash_object(&loc, &h.key, progress.as_ref()).await;
                 progress.file_done();
-                (key, want, cp, got)
+                (h, got)
             })
         })
         .buffer_unordered(concurrency)
         .collect()
         .await;
     for r in results {
-        let (key, want, cp, got) =
+        let (h, got) =
             r.map_err(|e| Error::InvalidArgument(format!("a hashing task failed: {e}")))?;
         match got {
             Ok((sha, bytes)) => {
                 report.bytes_hashed += bytes;
-                if sha == want {
-                    report.files_valid += 1;
+                if sha == h.want {
+                    report.files_valid += u64::from(h.signed);
                 } else {
                     problems.push(finding(
                         FindingKind::Modified,
-                        &key,
-                        &format!("SHA-256 is {sha}, {cp} lists {want}"),
+                        &h.key,
+                        &format!("SHA-256 is {sha}, {} lists {}", h.source, h.want),
                     ));
                 }
             }
@@ -424,8 +443,8 @@ pub async fn verify(
                 ..
             }) => problems.push(finding(
                 FindingKind::Missing,
-                &key,
-                &format!("listed in {cp}, deleted while verifying"),
+                &h.key,
+                &format!("listed in {}, deleted while verifying", h.source),
             )),
             Err(e) => return Err(e),
         }
@@ -446,6 +465,17 @@ pub async fn verify(
         .map(|(c, ch)| (c, ch.summary))
         .collect();
     Ok(report)
+}
+
+/// A file to hash and what it must hash to.
+struct Hashing {
+    key: String,
+    want: String,
+    /// The checkpoint (or unsigned manifest) that states `want`.
+    source: String,
+    size: u64,
+    /// Stated by a valid checkpoint (counts towards the valid files).
+    signed: bool,
 }
 
 /// An inclusion proof of one file in its collector's tree, as `verify --file` prints it.
@@ -481,7 +511,7 @@ pub async fn prove_file(
     public_keys: &[PublicKey],
 ) -> Result<InclusionProof> {
     let chains = load_chains(loc, public_keys, 8).await?;
-    let not_found = |reason: String| Error::Checkpoint {
+    let not_found = |reason: String| Error::NotProvable {
         key: key.to_owned(),
         reason,
     };

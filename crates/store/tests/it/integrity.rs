@@ -468,7 +468,28 @@ async fn a_rolled_back_chain_is_pending_and_caught_by_the_auditors_anchor() {
         problems(&r),
         [(FindingKind::Pending, manifest_key("c1", 2))]
     );
-    // With it: rolled back.
+    // A file of an unsigned commit that changes is still caught: its manifest states its hash.
+    let file = Snapshot::load(&loc)
+        .await
+        .unwrap()
+        .files
+        .into_values()
+        .find(|f| f.key.contains("c00000000000000000002"))
+        .unwrap()
+        .key;
+    let mut bytes = std::fs::read(local(&loc, &file)).unwrap();
+    bytes[20] ^= 4;
+    std::fs::write(local(&loc, &file), &bytes).unwrap();
+    let r = check(&loc, &opts()).await;
+    assert_eq!(problems(&r), [(FindingKind::Modified, file.clone())]);
+    assert!(
+        r.problems[0].detail.contains("not yet signed"),
+        "{}",
+        r.problems[0]
+    );
+    bytes[20] ^= 4;
+    std::fs::write(local(&loc, &file), &bytes).unwrap();
+    // With the anchor: rolled back.
     let mut anchored = opts();
     anchored.anchors = vec![anchor];
     let r = check(&loc, &anchored).await;
