@@ -39,9 +39,8 @@ async fn run(files: usize, size: usize) {
     let key = IntegrityKey::from_seed([5; 32]);
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut buf = vec![0u8; size];
-    let mut commit_no = 0;
-    for chunk in (0..files).collect::<Vec<_>>().chunks(1000) {
-        commit_no += 1;
+    let all: Vec<usize> = (0..files).collect();
+    for (commit_no, chunk) in (1u64..).zip(all.chunks(1000)) {
         let mut added = Vec::new();
         for &i in chunk {
             for b in buf.chunks_mut(8) {

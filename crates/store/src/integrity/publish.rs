@@ -203,8 +203,7 @@ async fn new_commits(loc: &StoreLocation, collector_id: &str, after: u64) -> Res
         .collect();
     numbers.sort_unstable();
     let mut out = Vec::new();
-    let mut expect = after + 1;
-    for n in numbers {
+    for (expect, n) in (after + 1..).zip(numbers) {
         if n != expect {
             // A later commit without its predecessor: covered once the gap is filled.
             tracing::warn!(
@@ -231,7 +230,6 @@ async fn new_commits(loc: &StoreLocation, collector_id: &str, after: u64) -> Res
             });
         }
         out.push(commit);
-        expect += 1;
     }
     Ok(out)
 }
