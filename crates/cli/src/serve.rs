@@ -165,13 +165,13 @@ async fn serve(cfg: Config) -> Result<ExitCode> {
         .await;
     tracing::info!("stopped accepting; flushing");
     match writer.shutdown_within(SHUTDOWN_FLUSH_DEADLINE).await {
-        Ok(r) => tracing::info!(records = r.records, files = r.files.len(), "flushed"),
+        Ok(r) => tracing::info!(records = r.records, files = r.files.len(), "flushed; bye"),
         Err(e) => {
             tracing::warn!(error = %e, "final flush incomplete; the WAL keeps the rest for the next start")
         }
     }
+    // The last checkpoint covers the final flush.
     checkpoints.stop().await;
-    tracing::info!("bye");
     Ok(ExitCode::SUCCESS)
 }
 
