@@ -30,10 +30,13 @@ pub struct CompactArgs {
     /// Collector id the compaction commits are made as.
     #[arg(long, value_name = "ID", default_value = "compactor")]
     collector_id: String,
+    #[command(flatten)]
+    integrity: crate::integrity::IntegrityKeyArgs,
 }
 
 /// Runs `compact`.
 pub fn run(args: &CompactArgs) -> Result<ExitCode> {
+    let key = args.integrity.load()?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
         let loc = crate::store::open(&args.store)?;
@@ -50,7 +53,7 @@ pub fn run(args: &CompactArgs) -> Result<ExitCode> {
             .map(|f| (f.tenant.clone(), f.dt.clone()))
             .collect();
         let committer =
-            Committer::new(loc, &args.collector_id)?.with_max_file_rows(args.max_file_rows);
+            Committer::new(loc.clone(), &args.collector_id)?.with_max_file_rows(args.max_file_rows);
         let (mut compacted, mut files_in, mut files_out, mut rows) = (0, 0, 0, 0);
         for (tenant, dt) in partitions {
             let day = NaiveDate::parse_from_str(&dt, "%Y-%m-%d")
@@ -77,6 +80,8 @@ pub fn run(args: &CompactArgs) -> Result<ExitCode> {
                 );
             }
         }
+        crate::integrity::publish_after_commit(&loc, &args.collector_id, &key, "compaction")
+            .await?;
         #[allow(clippy::print_stdout)]
         {
             println!("partitions compacted: {compacted}");

@@ -22,6 +22,7 @@ pub const EXAMPLE: &str = include_str!("../../../config/genai-audit.example.toml
 /// Variables with the prefix that are not config keys.
 const RESERVED_ENV: &[&str] = &[
     "GENAI_AUDIT_HASH_KEY",
+    "GENAI_AUDIT_INTEGRITY_KEY",
     "GENAI_AUDIT_LOG",
     "GENAI_AUDIT_STORE_URL",
 ];
@@ -50,6 +51,8 @@ pub struct Config {
     pub maintenance: MaintenanceSection,
     /// The content hash key.
     pub hash: HashSection,
+    /// Signed integrity checkpoints.
+    pub integrity: IntegritySection,
     /// The admin endpoint (metrics, health).
     pub admin: AdminSection,
     /// Logging.
@@ -177,6 +180,29 @@ impl Default for HashSection {
     }
 }
 
+/// `[integrity]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegritySection {
+    /// File holding the Ed25519 checkpoint signing key (created with mode 0600 if absent, its
+    /// public key written beside it as `<file>.pub`).
+    pub key_file: PathBuf,
+    /// Seconds between checkpoints, published also when nothing was written.
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for IntegritySection {
+    fn default() -> Self {
+        Self {
+            key_file: PathBuf::from(crate::integrity::DEFAULT_INTEGRITY_KEY_FILE),
+            checkpoint_interval_secs: 300,
+        }
+    }
+}
+
+/// Longest interval between checkpoints: a day.
+const MAX_CHECKPOINT_INTERVAL_SECS: u64 = 86_400;
+
 /// `[admin]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -254,6 +280,12 @@ impl Config {
         }
         if self.maintenance.max_files == 0 {
             bail!("invalid configuration `maintenance.max_files`: must be positive");
+        }
+        if !(1..=MAX_CHECKPOINT_INTERVAL_SECS).contains(&self.integrity.checkpoint_interval_secs) {
+            bail!(
+                "invalid configuration `integrity.checkpoint_interval_secs`: 1 to {MAX_CHECKPOINT_INTERVAL_SECS} seconds, got {}",
+                self.integrity.checkpoint_interval_secs
+            );
         }
         if self.wal.max_bytes < 1 << 20 {
             bail!(
@@ -455,6 +487,11 @@ mod tests {
             example.maintenance.collector_id,
             default.maintenance.collector_id
         );
+        assert_eq!(example.integrity.key_file, default.integrity.key_file);
+        assert_eq!(
+            example.integrity.checkpoint_interval_secs,
+            default.integrity.checkpoint_interval_secs
+        );
         assert_eq!(example.receiver.grpc.listen, default.receiver.grpc.listen);
         assert_eq!(
             example.receiver.max_request_bytes,
@@ -513,6 +550,10 @@ mod tests {
         assert!(
             bad("GENAI_AUDIT_MAINTENANCE_COLLECTOR_ID", "a/b").contains("maintenance.collector_id")
         );
+        for v in ["0", "86401"] {
+            let err = bad("GENAI_AUDIT_INTEGRITY_CHECKPOINT_INTERVAL_SECS", v);
+            assert!(err.contains("integrity.checkpoint_interval_secs"), "{err}");
+        }
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "[flush]\nmax_rowz = 3\n").unwrap();

@@ -59,6 +59,8 @@ pub struct ImportArgs {
     chunk_records: u64,
     #[command(flatten)]
     normalize: NormalizeArgs,
+    #[command(flatten)]
+    integrity: crate::integrity::IntegrityKeyArgs,
 }
 
 /// Malformed lines reported per file; the rest are only counted.
@@ -180,6 +182,7 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode> {
     let loc = crate::store::open(&args.store)?;
     let committer = Committer::new(loc.clone(), &args.collector_id)?;
     let normalizer = args.normalize.normalizer()?;
+    let integrity_key = args.integrity.load()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -222,6 +225,13 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode> {
     }
     imp.flush()?;
     imp.bar.finish_and_clear();
+    // Also covers commits of an earlier run that died before publishing.
+    imp.rt.block_on(crate::integrity::publish_after_commit(
+        &loc,
+        &args.collector_id,
+        &integrity_key,
+        "import",
+    ))?;
     imp.summary.contents_unmatched = imp.pending.len() as u64;
     if !imp.pending.is_empty() {
         tracing::info!(

@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// `maintenance.max_files`); run again for the rest.
     #[arg(long, value_name = "N")]
     max_files: Option<usize>,
+    /// File holding the Ed25519 key that signs the checkpoint after each commit (overrides
+    /// `integrity.key_file`; GENAI_AUDIT_INTEGRITY_KEY takes precedence). Created if absent.
+    #[arg(long, value_name = "FILE")]
+    integrity_key_file: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -59,7 +63,7 @@ impl RunArgs {
         if max_files == 0 {
             bail!("--max-files must be positive");
         }
-        Ok(Maintainer::new(
+        let maintainer = Maintainer::new(
             loc,
             MaintenanceOptions {
                 collector_id: cfg.maintenance.collector_id.clone(),
@@ -67,7 +71,16 @@ impl RunArgs {
                 dry_run: self.dry_run,
                 ..MaintenanceOptions::default()
             },
-        )?)
+        )?;
+        if self.dry_run {
+            return Ok(maintainer);
+        }
+        // Every deletion and rewrite becomes a signed leaf (docs/integrity.md).
+        let key_path = self
+            .integrity_key_file
+            .clone()
+            .unwrap_or_else(|| cfg.integrity.key_file.clone());
+        Ok(maintainer.with_integrity_key(crate::integrity::load_key(&key_path)?))
     }
 }
 

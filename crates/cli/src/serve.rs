@@ -1,9 +1,11 @@
 //! `genai-audit serve`: the collector process.
 //!
-//! Wiring, in order: configuration → hash key and normalizer → admin endpoint (healthy at once,
-//! ready only after the WAL is replayed) → store writer (replays the WAL) → OTLP receivers.
-//! SIGTERM or SIGINT stops accepting, lets requests in flight finish, flushes everything and
-//! exits 0; a second signal exits at once (the WAL still holds everything acknowledged).
+//! Wiring, in order: configuration → hash key, integrity key and normalizer → admin endpoint
+//! (healthy at once, ready only after the WAL is replayed) → store writer (replays the WAL) →
+//! a first integrity checkpoint, then one every `integrity.checkpoint_interval_secs` → OTLP
+//! receivers. SIGTERM or SIGINT stops accepting, lets requests in flight finish, flushes
+//! everything, publishes a last checkpoint and exits 0; a second signal exits at once (the WAL
+//! still holds everything acknowledged).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -94,6 +96,7 @@ async fn serve(cfg: Config) -> Result<ExitCode> {
         None => PathBuf::from("genai-audit-wal"),
     });
     let normalizer = build_normalizer(&cfg)?;
+    let integrity_key = crate::integrity::load_key(&cfg.integrity.key_file)?;
 
     // Admin first: liveness answers during a long WAL replay; readiness waits for it.
     let metrics = Arc::new(ReceiverMetrics::new());
@@ -136,6 +139,13 @@ async fn serve(cfg: Config) -> Result<ExitCode> {
         );
     }
     let _ = state.writer.set(writer.clone());
+    let checkpoints = Checkpoints::start(
+        writer.location().clone(),
+        collector_id.clone(),
+        integrity_key,
+        Duration::from_secs(cfg.integrity.checkpoint_interval_secs),
+    )
+    .await;
 
     let sink = Arc::new(WriterSink(writer.clone()));
     let bound = Receiver::bind(cfg.receiver.clone(), Arc::new(normalizer), sink, metrics)
@@ -160,7 +170,75 @@ async fn serve(cfg: Config) -> Result<ExitCode> {
             tracing::warn!(error = %e, "final flush incomplete; the WAL keeps the rest for the next start")
         }
     }
+    // The last checkpoint covers the final flush.
+    checkpoints.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The collector's integrity checkpoints: one at startup, one per interval (also when idle),
+/// one at shutdown after the final flush. A failed publish is logged and retried at the next
+/// tick: it never stops collecting (commits not yet covered show up as pending in `verify`).
+struct Checkpoints {
+    task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    loc: genai_audit_store::StoreLocation,
+    collector_id: String,
+    key: genai_audit_store::integrity::IntegrityKey,
+}
+
+impl Checkpoints {
+    async fn start(
+        loc: genai_audit_store::StoreLocation,
+        collector_id: String,
+        key: genai_audit_store::integrity::IntegrityKey,
+        every: Duration,
+    ) -> Self {
+        publish(&loc, &collector_id, &key, "startup").await;
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let (l, c, k) = (loc.clone(), collector_id.clone(), key.clone());
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await; // the first tick is now: startup already published
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => publish(&l, &c, &k, "interval").await,
+                    _ = &mut stopped => break,
+                }
+            }
+        });
+        Self {
+            task,
+            stop,
+            loc,
+            collector_id,
+            key,
+        }
+    }
+
+    /// Stops the ticks (letting a publish in progress finish), then publishes the last one.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+        publish(&self.loc, &self.collector_id, &self.key, "shutdown").await;
+    }
+}
+
+async fn publish(
+    loc: &genai_audit_store::StoreLocation,
+    collector_id: &str,
+    key: &genai_audit_store::integrity::IntegrityKey,
+    reason: &str,
+) {
+    let opts = genai_audit_store::integrity::PublishOptions {
+        reason: reason.to_owned(),
+        skip_if_empty: false,
+    };
+    if let Err(e) =
+        genai_audit_store::integrity::publish_checkpoint_with(loc, collector_id, key, &opts).await
+    {
+        tracing::warn!(error = %e, reason, "could not publish an integrity checkpoint; retrying at the next interval");
+    }
 }
 
 fn build_normalizer(cfg: &Config) -> Result<Normalizer> {

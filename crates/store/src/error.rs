@@ -162,6 +162,30 @@ pub enum Error {
         /// The deadline.
         after: Duration,
     },
+    /// An integrity signing or public key file is unusable.
+    #[error("integrity key {}: {reason}", path.display())]
+    IntegrityKey {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A checkpoint of the integrity log is unreadable, or cannot be extended.
+    #[error("checkpoint {key}: {reason}")]
+    Checkpoint {
+        /// The checkpoint object key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No inclusion proof can be given for a file.
+    #[error("cannot prove {key}: {reason}")]
+    NotProvable {
+        /// The file key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
     /// Records could not be serialized for the WAL.
     #[error("record encoding: {0}")]
     Codec(String),

@@ -7,6 +7,7 @@
 //! <root>/_manifest/<collector>/<commit:020>.json                                           (commits)
 //! <root>/_maintenance/<collector>/<commit:020>-<run>.json                                  (maintenance intents)
 //! <root>/_holds/<id>.json, <id>.removed.json                                               (legal holds)
+//! <root>/_integrity/<collector>/<seq:020>.checkpoint                                       (signed checkpoints)
 //! ```
 //!
 //! `dt` is the UTC date of the span's `start_time`, so late spans land in their own day. File

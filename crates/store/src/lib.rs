@@ -11,12 +11,14 @@
 //! - [`wal`]: the write-ahead log itself.
 //! - [`maintenance::Maintainer`]: retention ([`retention`]) and erasure ([`erasure`]) as
 //!   ordinary, bounded, resumable commits; [`holds`] keep records from both.
+//! - [`integrity`]: signed checkpoints of every commit, and their verification.
 
 pub mod commit;
 pub mod erasure;
 mod error;
 pub mod failpoint;
 pub mod holds;
+pub mod integrity;
 pub mod layout;
 pub mod location;
 pub mod maintenance;

@@ -53,6 +53,7 @@ use serde::{Deserialize, Serialize};
 use crate::commit::{MULTIPART_THRESHOLD, put_replacing_orphan};
 use crate::error::{Error, Result};
 use crate::failpoint;
+use crate::integrity::{IntegrityKey, PublishOptions, publish_checkpoint_with};
 use crate::layout::{MAINTENANCE_DIR, rewrite_file_name, valid_collector_id};
 use crate::location::StoreLocation;
 use crate::manifest::{Commit, FileEntry, MANIFEST_VERSION, Snapshot, create_commit, read_commit};
@@ -236,6 +237,8 @@ pub struct Maintainer {
     loc: StoreLocation,
     opts: MaintenanceOptions,
     parquet: ParquetOptions,
+    /// Signs a checkpoint after each commit, so every deletion and rewrite is a signed leaf.
+    integrity_key: Option<IntegrityKey>,
 }
 
 impl Maintainer {
@@ -256,7 +259,16 @@ impl Maintainer {
             loc,
             opts,
             parquet: ParquetOptions::default(),
+            integrity_key: None,
         })
+    }
+
+    /// Publish a signed integrity checkpoint after every commit, before the replaced files are
+    /// deleted (without a key, commits stay pending until some later checkpoint of this
+    /// collector id covers them).
+    pub fn with_integrity_key(mut self, key: IntegrityKey) -> Self {
+        self.integrity_key = Some(key);
+        self
     }
 
     /// The store.
@@ -674,7 +686,19 @@ impl Maintainer {
     /// Returns how many replaced files could not be deleted (the intent then stays, so the next
     /// run tries again).
     async fn finish(&self, commit: &Commit, intent: &Intent) -> Result<u64> {
-        // INTEGRITY: publish checkpoint here
+        // Sign before deleting: once the old files are gone, only a signed removal leaf shows
+        // the deletion was intended. A failure here keeps the intent, so the next run (whose
+        // recovery comes through here too) publishes and then deletes.
+        if let Some(key) = &self.integrity_key {
+            let opts = PublishOptions {
+                reason: match &commit.reason {
+                    Some(r) => format!("{} {r}", commit.kind),
+                    None => commit.kind.clone(),
+                },
+                skip_if_empty: true,
+            };
+            publish_checkpoint_with(&self.loc, &self.opts.collector_id, key, &opts).await?;
+        }
         let candidates: BTreeSet<&String> = intent.candidates.iter().collect();
         let mut failures = 0;
         for key in commit.removed.iter().filter(|k| candidates.contains(k)) {

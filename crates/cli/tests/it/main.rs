@@ -9,6 +9,7 @@ mod maintenance;
 mod python;
 mod query;
 mod serve;
+mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,8 @@ use genai_audit_store::manifest::Snapshot;
 
 /// A fixed content hash key, so runs do not create key files unless a test wants one.
 const KEY_HEX: &str = "0707070707070707070707070707070707070707070707070707070707070707";
+/// A fixed integrity signing key (seed), for the same reason.
+const INTEGRITY_KEY_HEX: &str = "0505050505050505050505050505050505050505050505050505050505050505";
 
 /// `tests/fixtures/otlp` of the workspace.
 fn fixtures() -> PathBuf {
@@ -31,6 +34,7 @@ fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_genai-audit"));
     cmd.env_remove("GENAI_AUDIT_STORE_URL")
         .env("GENAI_AUDIT_HASH_KEY", KEY_HEX)
+        .env("GENAI_AUDIT_INTEGRITY_KEY", INTEGRITY_KEY_HEX)
         .env("GENAI_AUDIT_LOG", "warn");
     cmd
 }

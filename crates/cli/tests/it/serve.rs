@@ -9,6 +9,7 @@
 mod admin;
 mod bad_input;
 mod crash;
+mod integrity;
 mod lifecycle;
 mod sdk;
 mod tenants;

@@ -4,6 +4,7 @@
 mod commit;
 mod common;
 mod engines;
+mod integrity;
 mod maintenance;
 mod s3;
 mod wal;

@@ -47,7 +47,7 @@ fn py_script(name: &str) -> PathBuf {
 pub(crate) struct Moto {
     child: Child,
     stdin: Option<ChildStdin>,
-    port: u16,
+    pub(crate) port: u16,
     log: tempfile::NamedTempFile,
 }
 
