@@ -11,12 +11,14 @@
 //! - [`wal`]: the write-ahead log itself.
 //! - [`maintenance::Maintainer`]: retention ([`retention`]) and erasure ([`erasure`]) as
 //!   ordinary, bounded, resumable commits; [`holds`] keep records from both.
+//! - [`keys::load_or_create_hash_key`]: the content hash key kept in a 0600 file.
 
 pub mod commit;
 pub mod erasure;
 mod error;
 pub mod failpoint;
 pub mod holds;
+pub mod keys;
 pub mod layout;
 pub mod location;
 pub mod maintenance;

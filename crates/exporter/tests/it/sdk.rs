@@ -1,0 +1,193 @@
+//! An app instrumented with the SDK writes audit records through the exporter.
+
+use super::*;
+
+const CALLS: &[Call] = &[
+    // 1000 × $2/Mtok + 500 × $8/Mtok
+    Call {
+        model: "gpt-4.1",
+        input: 1000,
+        output: 500,
+        user: "alice",
+    },
+    // 200 × $0.15/Mtok + 100 × $0.60/Mtok
+    Call {
+        model: "gpt-4o-mini",
+        input: 200,
+        output: 100,
+        user: "bob",
+    },
+];
+
+#[test]
+fn genai_spans_of_an_sdk_app_land_in_the_store_with_model_tokens_cost_user_and_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let exporter = builder(dir.path()).with_tenant("acme").build().unwrap();
+    let audit = exporter.handle();
+    let provider = provider(exporter);
+    emit(&provider, CALLS);
+    provider.shutdown().unwrap();
+    let report = audit.shutdown().unwrap();
+    assert_eq!(report.records, 2, "{report:?}");
+    let stats = audit.stats();
+    assert_eq!(
+        (
+            stats.spans_received,
+            stats.records_appended,
+            stats.spans_not_genai,
+            stats.records_failed
+        ),
+        (3, 2, 1, 0),
+        "{stats:?}"
+    );
+
+    let got = query(
+        dir.path(),
+        "SELECT tenant, request_model, provider, operation, span_kind, \
+                CAST(input_tokens AS VARCHAR), CAST(output_tokens AS VARCHAR), \
+                CAST(total_cost_usd AS VARCHAR), cost_source, user_id, service_name, \
+                service_version, source, collector_id, status \
+         FROM audit_log ORDER BY user_id",
+    );
+    let want = [
+        [
+            "acme",
+            "gpt-4.1",
+            "openai",
+            "chat",
+            "llm_call",
+            "1000",
+            "500",
+            "0.006000000000",
+            "price_table",
+            "alice",
+            "exporter-it-service",
+            "2.0.1",
+            "sdk",
+            "exporter-it",
+            "unset",
+        ],
+        [
+            "acme",
+            "gpt-4o-mini",
+            "openai",
+            "chat",
+            "llm_call",
+            "200",
+            "100",
+            "0.000090000000",
+            "price_table",
+            "bob",
+            "exporter-it-service",
+            "2.0.1",
+            "sdk",
+            "exporter-it",
+            "unset",
+        ],
+    ];
+    assert_eq!(got, want.map(|r| r.map(str::to_owned).to_vec()).to_vec());
+}
+
+#[test]
+fn without_a_fixed_tenant_the_resource_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let exporter = builder(dir.path()).build().unwrap();
+    let audit = exporter.handle();
+    let provider = SdkTracerProvider::builder()
+        .with_resource(
+            Resource::builder()
+                .with_attribute(KeyValue::new("tenant.id", "globex"))
+                .build(),
+        )
+        .with_batch_exporter(exporter)
+        .build();
+    emit(&provider, &CALLS[..1]);
+    provider.shutdown().unwrap();
+    audit.shutdown().unwrap();
+    assert_eq!(
+        query(dir.path(), "SELECT tenant, user_id FROM audit_log"),
+        [["globex".to_owned(), "alice".to_owned()]]
+    );
+}
+
+/// The SDK's `force_flush` exports to the WAL but never calls the exporter's `force_flush`; the
+/// handle's `flush` is what turns the WAL into Parquet. If a later SDK forwards `force_flush`,
+/// the first assertion fails and the docs of `ExporterHandle` should say so.
+#[test]
+fn provider_force_flush_stops_at_the_wal_and_the_handle_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let exporter = builder(dir.path()).build().unwrap();
+    let audit = exporter.handle();
+    let provider = provider(exporter);
+    emit(&provider, CALLS);
+    provider.force_flush().unwrap();
+    assert_eq!(audit.stats().records_appended, 2);
+    assert_eq!(
+        audit
+            .writer()
+            .stats()
+            .records_written
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+
+    let report = audit.flush().unwrap();
+    assert_eq!(report.records, 2);
+    assert_eq!(
+        query(
+            dir.path(),
+            "SELECT CAST(count(*) AS VARCHAR) FROM audit_log"
+        ),
+        [["2"]]
+    );
+
+    provider.shutdown().unwrap();
+    // The SDK's shutdown already ran the exporter's; the handle returns that outcome.
+    assert_eq!(audit.shutdown().unwrap().records, 0);
+    assert!(audit.is_shut_down());
+    assert!(matches!(
+        audit.flush(),
+        Err(genai_audit_exporter::Error::ShutDown)
+    ));
+}
+
+#[test]
+fn builder_refuses_missing_or_invalid_settings_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = |b: ExporterBuilder| b.build().unwrap_err().to_string();
+    let no_id = err(AuditSpanExporter::builder().with_hash_key(key()));
+    assert!(no_id.contains("with_collector_id"), "{no_id}");
+    let no_key = err(AuditSpanExporter::builder().with_collector_id("x"));
+    assert!(no_key.contains("with_hash_key"), "{no_key}");
+    let bad_tenant = err(builder(dir.path()).with_tenant("../etc"));
+    assert!(bad_tenant.contains("with_tenant"), "{bad_tenant}");
+    let bad_id = err(builder(dir.path()).with_collector_id("a b"));
+    assert!(bad_id.contains("collector id"), "{bad_id}");
+}
+
+#[test]
+fn a_hash_key_file_is_created_once_and_shared_with_the_collector_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys/hash.key");
+    let build = || {
+        AuditSpanExporter::builder()
+            .with_store_url(dir.path().join("store").display().to_string(), vec![])
+            .with_collector_id("exporter-it")
+            .with_hash_key_file(&path)
+            .build()
+            .unwrap()
+    };
+    let first = build();
+    first.handle().shutdown().unwrap();
+    drop(first);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let key = HashKey::from_hex(&text).unwrap();
+    let second = build();
+    second.handle().shutdown().unwrap();
+    assert_eq!(
+        HashKey::from_hex(&std::fs::read_to_string(&path).unwrap())
+            .unwrap()
+            .id(),
+        key.id()
+    );
+}
