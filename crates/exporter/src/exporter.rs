@@ -166,7 +166,15 @@ impl AuditSpanExporter {
         let collector_id = wcfg.collector_id.clone();
         // Spawned and awaited with a runtime-agnostic block_on: `Runtime::block_on` would panic
         // if `build` were called from inside the app's own tokio runtime.
-        let (writer, report) = wait(spawner.spawn(Writer::open(loc, wcfg)))??;
+        let opened = wait(spawner.spawn(Writer::open(loc, wcfg))).and_then(|r| Ok(r?));
+        let (writer, report) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                // Not a plain drop: that panics when `build` runs inside an async runtime.
+                runtime.shutdown_background();
+                return Err(e);
+            }
+        };
         if report.replayed_records > 0 {
             tracing::info!(
                 records = report.replayed_records,

@@ -14,9 +14,9 @@
 //!   never for the object store.
 //! - [`ExporterBuilder`]: store URL, WAL directory, collector id, tenant, hash key, prices,
 //!   flush thresholds, timeouts.
-//! - [`ExporterHandle`]: [`ExporterHandle::flush`] (the SDK's `force_flush` stops at the WAL)
-//!   and [`ExporterHandle::shutdown`] (waits for the final flush, which the SDK's shutdown
-//!   gives only 5 s).
+//! - [`ExporterHandle`], kept by the app: [`ExporterHandle::flush`] (the SDK's `force_flush`
+//!   stops at the WAL) and [`ExporterHandle::shutdown`] (waits for the final flush, which the
+//!   SDK's shutdown gives only 5 s).
 //!
 //! ## Guarantees
 //!

@@ -10,13 +10,14 @@ use std::process::{Output, Stdio};
 use super::python::{APP_TIMEOUT, Collector, INSTALL_HINT, MockOpenAi, python, wait_within};
 use super::*;
 
-/// The in-process example's code (its `main` is unused here).
-#[allow(dead_code)]
+/// The in-process example's code (its `main` is unused here). Both examples include
+/// `examples/common/app.rs` as their own module, as they do when built alone.
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "../../../../examples/rust-inprocess/main.rs"]
 mod rust_inprocess;
 
 /// The OTLP example's code (its `main` is unused here).
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "../../../../examples/rust-sdk/main.rs"]
 mod rust_sdk;
 

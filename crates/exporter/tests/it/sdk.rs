@@ -191,3 +191,39 @@ fn a_hash_key_file_is_created_once_and_shared_with_the_collector_format() {
         key.id()
     );
 }
+
+/// An async app: the exporter is built, used, shut down and dropped inside a tokio runtime
+/// (dropping a runtime there would panic; blocking on the app's own runtime would deadlock).
+#[test]
+fn works_inside_an_async_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = rt.block_on(async {
+        let exporter = builder(dir.path()).build().unwrap();
+        let audit = exporter.handle();
+        let provider = provider(exporter);
+        emit(&provider, CALLS);
+        provider.shutdown().unwrap();
+        let report = audit.shutdown().unwrap();
+        drop(provider);
+        drop(audit);
+        report
+    });
+    assert_eq!(report.records, 2);
+    // A store that cannot be opened: the error comes back, nothing panics.
+    rt.block_on(async {
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, "x").unwrap();
+        let err = builder(dir.path())
+            .with_wal_dir(file.join("wal"))
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(err, genai_audit_exporter::Error::Store(_)),
+            "{err}"
+        );
+    });
+}
