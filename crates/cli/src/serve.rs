@@ -91,10 +91,11 @@ pub fn run(cfg: Config) -> Result<ExitCode> {
 async fn serve(cfg: Config) -> Result<ExitCode> {
     let collector_id = cfg.collector_id();
     let loc = crate::store::open(&cfg.store.url)?;
-    let wal_dir = cfg.wal.dir.clone().unwrap_or_else(|| match &loc.local_dir {
-        Some(dir) => dir.join("_wal"),
-        None => PathBuf::from("genai-audit-wal"),
-    });
+    let wal_dir = cfg
+        .wal
+        .dir
+        .clone()
+        .unwrap_or_else(|| genai_audit_store::location::default_wal_dir(&loc));
     let normalizer = build_normalizer(&cfg)?;
     let integrity_key = crate::integrity::load_key(&cfg.integrity.key_file)?;
 

@@ -186,6 +186,23 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The hash key file holds no usable key.
+    #[error("hash key file {}", path.display())]
+    HashKeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// Why the key is not usable.
+        #[source]
+        source: genai_audit_core::Error,
+    },
+    /// The hash key file can be read by others: refused, since the key protects every hash.
+    #[error("the hash key file {} is readable by others (mode {mode:o}); run chmod 600 on it", path.display())]
+    InsecureKeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// Records could not be serialized for the WAL.
     #[error("record encoding: {0}")]
     Codec(String),

@@ -12,6 +12,7 @@
 //! - [`maintenance::Maintainer`]: retention ([`retention`]) and erasure ([`erasure`]) as
 //!   ordinary, bounded, resumable commits; [`holds`] keep records from both.
 //! - [`integrity`]: signed checkpoints of every commit, and their verification.
+//! - [`keys::load_or_create_hash_key`]: the content hash key kept in a 0600 file.
 
 pub mod commit;
 pub mod erasure;
@@ -19,6 +20,7 @@ mod error;
 pub mod failpoint;
 pub mod holds;
 pub mod integrity;
+pub mod keys;
 pub mod layout;
 pub mod location;
 pub mod maintenance;

@@ -35,6 +35,15 @@ pub struct StoreLocation {
     pub local_dir: Option<PathBuf>,
 }
 
+/// The write-ahead log directory used when none is configured: `_wal` inside a local store (so
+/// one directory holds everything), else `./genai-audit-wal` (the WAL must be on local disk).
+pub fn default_wal_dir(loc: &StoreLocation) -> PathBuf {
+    match &loc.local_dir {
+        Some(dir) => dir.join("_wal"),
+        None => PathBuf::from("genai-audit-wal"),
+    }
+}
+
 impl fmt::Debug for StoreLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoreLocation")

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod examples;
 mod import;
 mod inspect;
 mod maintenance;

@@ -33,13 +33,13 @@ use super::{KEY_HEX, bin};
 /// Longest wait for the collector or the mock to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest run of one app (a few calls plus the OTLP flush; about 2 s normally).
-const APP_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const APP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for the collector to flush and exit after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// Exit code of an app whose Python packages are missing or not at the pinned versions.
 const EXIT_MISSING_PACKAGES: i32 = 3;
-const INSTALL_HINT: &str = "run `python3 -m pip install -r tests/requirements.txt` \
+pub(crate) const INSTALL_HINT: &str = "run `python3 -m pip install -r tests/requirements.txt` \
      (scripts/test.sh does it before cargo test)";
 
 /// What the apps send (tests/e2e/python/e2e_common.py) and the mock answers (mock_openai.py).
@@ -90,7 +90,7 @@ fn e2e_dir() -> PathBuf {
 
 /// `python3` with nothing inherited that changes what the apps emit or where they connect:
 /// every `OTEL_*` / `TRACELOOP_*` variable and every proxy setting is removed.
-fn python() -> Command {
+pub(crate) fn python() -> Command {
     let mut cmd = Command::new("python3");
     for (name, _) in std::env::vars_os() {
         if let Some(name) = name.to_str() {
@@ -110,7 +110,7 @@ fn python() -> Command {
     cmd
 }
 
-fn spawn_python(mut cmd: Command, what: &str) -> Child {
+pub(crate) fn spawn_python(mut cmd: Command, what: &str) -> Child {
     cmd.spawn().unwrap_or_else(|e| {
         panic!(
             "cannot run python3 for {what}: {e}\nThese tests need Python 3.11 with the packages of \
@@ -120,7 +120,9 @@ fn spawn_python(mut cmd: Command, what: &str) -> Child {
 }
 
 /// Reads a child's pipe to the end on a thread, keeping every line.
-fn collect_lines(pipe: impl Read + Send + 'static) -> (Arc<Mutex<Vec<String>>>, JoinHandle<()>) {
+pub(crate) fn collect_lines(
+    pipe: impl Read + Send + 'static,
+) -> (Arc<Mutex<Vec<String>>>, JoinHandle<()>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
     let handle = std::thread::spawn(move || {
@@ -133,7 +135,7 @@ fn collect_lines(pipe: impl Read + Send + 'static) -> (Arc<Mutex<Vec<String>>>, 
 }
 
 /// Waits for a child to exit, killing it after `timeout`. `None` when it was killed.
-fn wait_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+pub(crate) fn wait_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -149,17 +151,17 @@ fn wait_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 }
 
 /// `genai-audit serve` in a temporary directory, on OS-picked loopback ports.
-struct Collector {
+pub(crate) struct Collector {
     child: Child,
     dir: tempfile::TempDir,
-    grpc: String,
-    http: String,
+    pub(crate) grpc: String,
+    pub(crate) http: String,
     stderr: Arc<Mutex<Vec<String>>>,
     stderr_reader: Option<JoinHandle<()>>,
 }
 
 impl Collector {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = bin();
         for (name, _) in std::env::vars_os() {
@@ -217,16 +219,16 @@ impl Collector {
         }
     }
 
-    fn store(&self) -> PathBuf {
+    pub(crate) fn store(&self) -> PathBuf {
         self.dir.path().join("genai-audit-data")
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
     }
 
     /// SIGTERM, then waits for the flush and a clean exit.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(sent.success(), "kill -TERM {pid} failed");
@@ -253,13 +255,13 @@ impl Drop for Collector {
 }
 
 /// The mock OpenAI server. It exits when its stdin closes, so a dropped handle ends it.
-struct MockOpenAi {
+pub(crate) struct MockOpenAi {
     child: Child,
     port: u16,
 }
 
 impl MockOpenAi {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let mut cmd = python();
         cmd.arg(e2e_dir().join("mock_openai.py"))
             .args(["--lifetime", "300"])
@@ -291,7 +293,7 @@ impl MockOpenAi {
         MockOpenAi { child, port }
     }
 
-    fn base_url(&self) -> String {
+    pub(crate) fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}/v1", self.port)
     }
 }

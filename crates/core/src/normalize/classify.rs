@@ -205,6 +205,24 @@ fn default_operation(kind: SpanKind) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// docs/conventions.md §4 must list every provider spelling of [`PROVIDERS`].
+    #[test]
+    fn docs_conventions_md_lists_every_provider_spelling() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/conventions.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/conventions.md is readable");
+        let missing: Vec<String> = PROVIDERS
+            .iter()
+            .flat_map(|(raw, norm)| [*raw, *norm])
+            .map(|name| format!("`{name}`"))
+            .filter(|name| !doc.contains(name.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/conventions.md does not list {missing:?}"
+        );
+    }
+
     #[test]
     fn providers() {
         for (raw, want) in [

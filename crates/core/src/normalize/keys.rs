@@ -398,6 +398,25 @@ pub(crate) fn is_genai_key(key: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// docs/conventions.md must name every key this module maps or treats as content, so the
+    /// page stays complete when a key is added here.
+    #[test]
+    fn docs_conventions_md_names_every_key() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/conventions.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/conventions.md is readable");
+        let keys = FIELD_KEYS
+            .iter()
+            .flat_map(|(_, keys)| keys.iter().copied())
+            .chain(PLAIN_CONTENT_KEYS.iter().map(|(k, _, _)| *k))
+            .chain(INDEXED_CONTENT_PREFIXES.iter().map(|(k, _, _)| *k));
+        let missing: Vec<&str> = keys.filter(|k| !doc.contains(&format!("`{k}"))).collect();
+        assert!(
+            missing.is_empty(),
+            "docs/conventions.md does not mention {missing:?}"
+        );
+    }
+
     #[test]
     fn every_key_is_listed_once_and_no_content_key_is_mapped() {
         let total: usize = FIELD_KEYS.iter().map(|(_, k)| k.len()).sum();

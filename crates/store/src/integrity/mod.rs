@@ -35,5 +35,6 @@ pub use key::{IntegrityKey, PublicKey, public_key_path};
 pub use leaf::{FileLeaf, LEAF_VERSION, Leaf, RemovalLeaf, leaves_of};
 pub use publish::{PublishOptions, latest_checkpoint, publish_checkpoint, publish_checkpoint_with};
 pub use verify::{
-    Finding, FindingKind, InclusionProof, Progress, VerifyOptions, VerifyReport, prove_file, verify,
+    Finding, FindingKind, InclusionProof, NoProgress, Progress, VerifyOptions, VerifyReport,
+    prove_file, verify,
 };
