@@ -9,7 +9,9 @@
 //! - [`StoreLocation`]: a store URL resolved to an `object_store`.
 //! - [`manifest::Snapshot`]: the committed files, for readers.
 //! - [`wal`]: the write-ahead log itself.
+//! - [`alerts`]: the `alerts` table (compliance alerts raised on the ingest stream).
 
+pub mod alerts;
 pub mod commit;
 mod error;
 pub mod failpoint;
