@@ -20,6 +20,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use futures::future::BoxFuture;
+use genai_audit_alerts::Alerting;
 use genai_audit_core::{
     AuditRecord, ClassificationRules, CorrelatedContent, Normalizer, NormalizerConfig, PriceTable,
 };
@@ -27,6 +28,9 @@ use genai_audit_receiver::{AuditSink, Receiver, ReceiverMetrics, SinkError};
 use genai_audit_store::{Writer, WriterConfig};
 
 use crate::config::Config;
+
+/// How long a slow webhook may hold up shutdown (the alerts table is written first).
+const ALERTS_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// How long the final flush may take at shutdown before the WAL is left to replay it.
 const SHUTDOWN_FLUSH_DEADLINE: Duration = Duration::from_secs(30);
@@ -101,6 +105,7 @@ async fn serve(cfg: Config) -> Result<ExitCode> {
         ready: AtomicBool::new(false),
         writer: std::sync::OnceLock::new(),
         metrics: metrics.clone(),
+        alerts: std::sync::OnceLock::new(),
     });
     if !cfg.admin.listen.is_empty() {
         let addr: SocketAddr = cfg.admin.listen.parse().context("admin.listen")?;
@@ -137,7 +142,17 @@ async fn serve(cfg: Config) -> Result<ExitCode> {
     }
     let _ = state.writer.set(writer.clone());
 
-    let sink = Arc::new(WriterSink(writer.clone()));
+    let alerting = if cfg.alerts.rules.is_empty() {
+        None
+    } else {
+        Some(Arc::new(
+            start_alerting(&cfg, &writer, &report, &collector_id).await?,
+        ))
+    };
+    if let Some(a) = &alerting {
+        let _ = state.alerts.set(a.clone());
+    }
+    let sink = Arc::new(WriterSink(writer.clone(), alerting.clone()));
     let bound = Receiver::bind(cfg.receiver.clone(), Arc::new(normalizer), sink, metrics)
         .await
         .context("starting the OTLP receivers")?;
@@ -154,6 +169,9 @@ async fn serve(cfg: Config) -> Result<ExitCode> {
         })
         .await;
     tracing::info!("stopped accepting; flushing");
+    if let Some(a) = &alerting {
+        a.shutdown(ALERTS_SHUTDOWN_DEADLINE).await;
+    }
     match writer.shutdown_within(SHUTDOWN_FLUSH_DEADLINE).await {
         Ok(r) => tracing::info!(records = r.records, files = r.files.len(), "flushed; bye"),
         Err(e) => {
@@ -161,6 +179,36 @@ async fn serve(cfg: Config) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts alerting. Budgets are rebuilt from committed Parquet, so records replayed from the
+/// WAL are committed first: otherwise a restart after a crash would forget their spend.
+async fn start_alerting(
+    cfg: &Config,
+    writer: &Writer,
+    report: &genai_audit_store::OpenReport,
+    collector_id: &str,
+) -> Result<Alerting> {
+    if report.replayed_records > 0 {
+        writer
+            .flush()
+            .await
+            .context("committing replayed records before rebuilding alert budgets")?;
+    }
+    let a = Alerting::start(
+        &cfg.alerts,
+        writer.location().clone(),
+        collector_id,
+        crate::now_us(),
+    )
+    .await
+    .context("starting alerting")?;
+    tracing::info!(
+        rules = a.engine().rule_count(),
+        webhook = cfg.alerts.webhook.url.is_some(),
+        "alerting on the ingest stream"
+    );
+    Ok(a)
 }
 
 fn build_normalizer(cfg: &Config) -> Result<Normalizer> {
@@ -218,8 +266,9 @@ async fn wait_signal() {
     }
 }
 
-/// The store's writer as the receiver's sink: acknowledged once durable in the WAL.
-struct WriterSink(Writer);
+/// The store's writer as the receiver's sink: acknowledged once durable in the WAL. Records
+/// pass the alert rules on the way in (evaluation never waits for delivery).
+struct WriterSink(Writer, Option<Arc<Alerting>>);
 
 fn sink_error(e: genai_audit_store::Error) -> SinkError {
     match e.retry_after() {
@@ -233,6 +282,9 @@ fn sink_error(e: genai_audit_store::Error) -> SinkError {
 
 impl AuditSink for WriterSink {
     fn append(&self, records: Vec<AuditRecord>) -> BoxFuture<'static, Result<(), SinkError>> {
+        if let Some(a) = &self.1 {
+            a.observe(&records);
+        }
         let w = self.0.clone();
         Box::pin(async move { w.append(records).await.map(|_| ()).map_err(sink_error) })
     }
@@ -255,6 +307,7 @@ struct AdminState {
     ready: AtomicBool,
     writer: std::sync::OnceLock<Writer>,
     metrics: Arc<ReceiverMetrics>,
+    alerts: std::sync::OnceLock<Arc<Alerting>>,
 }
 
 async fn ready_handler(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
@@ -277,6 +330,9 @@ async fn metrics_handler(State(s): State<Arc<AdminState>>) -> impl IntoResponse 
     s.metrics.render_prometheus(&mut out);
     if let Some(w) = s.writer.get() {
         render_writer(w, &mut out);
+    }
+    if let Some(a) = s.alerts.get() {
+        a.metrics().render_prometheus(&mut out);
     }
     (
         [(
