@@ -57,6 +57,8 @@ pub struct Config {
     pub admin: AdminSection,
     /// Logging.
     pub log: LogSection,
+    /// Compliance alerts on the ingest stream.
+    pub alerts: genai_audit_alerts::AlertsConfig,
 }
 
 /// `[store]`.
@@ -304,6 +306,7 @@ impl Config {
         self.receiver
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.alerts.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         if !self.admin.listen.is_empty() {
             self.admin
                 .listen

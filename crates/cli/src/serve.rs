@@ -22,6 +22,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use futures::future::BoxFuture;
+use genai_audit_alerts::Alerting;
 use genai_audit_core::{
     AuditRecord, ClassificationRules, CorrelatedContent, Normalizer, NormalizerConfig, PriceTable,
 };
@@ -29,6 +30,9 @@ use genai_audit_receiver::{AuditSink, Receiver, ReceiverMetrics, SinkError};
 use genai_audit_store::{Writer, WriterConfig};
 
 use crate::config::Config;
+
+/// How long a slow webhook may hold up shutdown (the alerts table is written first).
+const ALERTS_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// How long the final flush may take at shutdown before the WAL is left to replay it.
 const SHUTDOWN_FLUSH_DEADLINE: Duration = Duration::from_secs(30);
@@ -105,6 +109,7 @@ async fn serve(cfg: Config) -> Result<ExitCode> {
         ready: AtomicBool::new(false),
         writer: std::sync::OnceLock::new(),
         metrics: metrics.clone(),
+        alerts: std::sync::OnceLock::new(),
     });
     if !cfg.admin.listen.is_empty() {
         let addr: SocketAddr = cfg.admin.listen.parse().context("admin.listen")?;
@@ -148,7 +153,17 @@ async fn serve(cfg: Config) -> Result<ExitCode> {
     )
     .await;
 
-    let sink = Arc::new(WriterSink(writer.clone()));
+    let alerting = if cfg.alerts.rules.is_empty() {
+        None
+    } else {
+        Some(Arc::new(
+            start_alerting(&cfg, &writer, &report, &collector_id).await?,
+        ))
+    };
+    if let Some(a) = &alerting {
+        let _ = state.alerts.set(a.clone());
+    }
+    let sink = Arc::new(WriterSink(writer.clone(), alerting.clone()));
     let bound = Receiver::bind(cfg.receiver.clone(), Arc::new(normalizer), sink, metrics)
         .await
         .context("starting the OTLP receivers")?;
@@ -165,6 +180,9 @@ async fn serve(cfg: Config) -> Result<ExitCode> {
         })
         .await;
     tracing::info!("stopped accepting; flushing");
+    if let Some(a) = &alerting {
+        a.shutdown(ALERTS_SHUTDOWN_DEADLINE).await;
+    }
     match writer.shutdown_within(SHUTDOWN_FLUSH_DEADLINE).await {
         Ok(r) => tracing::info!(records = r.records, files = r.files.len(), "flushed; bye"),
         Err(e) => {
@@ -242,6 +260,36 @@ async fn publish(
     }
 }
 
+/// Starts alerting. Budgets are rebuilt from committed Parquet, so records replayed from the
+/// WAL are committed first: otherwise a restart after a crash would forget their spend.
+async fn start_alerting(
+    cfg: &Config,
+    writer: &Writer,
+    report: &genai_audit_store::OpenReport,
+    collector_id: &str,
+) -> Result<Alerting> {
+    if report.replayed_records > 0 {
+        writer
+            .flush()
+            .await
+            .context("committing replayed records before rebuilding alert budgets")?;
+    }
+    let a = Alerting::start(
+        &cfg.alerts,
+        writer.location().clone(),
+        collector_id,
+        crate::now_us(),
+    )
+    .await
+    .context("starting alerting")?;
+    tracing::info!(
+        rules = a.engine().rule_count(),
+        webhook = cfg.alerts.webhook.url.is_some(),
+        "alerting on the ingest stream"
+    );
+    Ok(a)
+}
+
 fn build_normalizer(cfg: &Config) -> Result<Normalizer> {
     let key = crate::keys::load_or_create(&cfg.hash.key_file)?;
     let mut prices = PriceTable::embedded();
@@ -297,8 +345,9 @@ async fn wait_signal() {
     }
 }
 
-/// The store's writer as the receiver's sink: acknowledged once durable in the WAL.
-struct WriterSink(Writer);
+/// The store's writer as the receiver's sink: acknowledged once durable in the WAL. Records
+/// pass the alert rules on the way in (evaluation never waits for delivery).
+struct WriterSink(Writer, Option<Arc<Alerting>>);
 
 fn sink_error(e: genai_audit_store::Error) -> SinkError {
     match e.retry_after() {
@@ -312,6 +361,9 @@ fn sink_error(e: genai_audit_store::Error) -> SinkError {
 
 impl AuditSink for WriterSink {
     fn append(&self, records: Vec<AuditRecord>) -> BoxFuture<'static, Result<(), SinkError>> {
+        if let Some(a) = &self.1 {
+            a.observe(&records);
+        }
         let w = self.0.clone();
         Box::pin(async move { w.append(records).await.map(|_| ()).map_err(sink_error) })
     }
@@ -334,6 +386,7 @@ struct AdminState {
     ready: AtomicBool,
     writer: std::sync::OnceLock<Writer>,
     metrics: Arc<ReceiverMetrics>,
+    alerts: std::sync::OnceLock<Arc<Alerting>>,
 }
 
 async fn ready_handler(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
@@ -356,6 +409,9 @@ async fn metrics_handler(State(s): State<Arc<AdminState>>) -> impl IntoResponse 
     s.metrics.render_prometheus(&mut out);
     if let Some(w) = s.writer.get() {
         render_writer(w, &mut out);
+    }
+    if let Some(a) = s.alerts.get() {
+        a.metrics().render_prometheus(&mut out);
     }
     (
         [(

@@ -54,8 +54,9 @@ pub struct TableSummary {
 
 /// Read-only SQL over the committed audit log of one store.
 ///
-/// The session has one table, `audit_log` (the file schema, then the partition columns
-/// `tenant` Utf8 and `dt` Date32), the functions `audit_hash(text)` and `audit_hash_key_id()`,
+/// The session has the table `audit_log` (the file schema, then the partition columns
+/// `tenant` Utf8 and `dt` Date32), the table `alerts` (compliance alerts, see
+/// [`crate::ALERTS_TABLE`]), the functions `audit_hash(text)` and `audit_hash_key_id()`,
 /// and `information_schema` (`SHOW TABLES`, `SHOW COLUMNS FROM audit_log`).
 ///
 /// [`QueryEngine::sql`] refreshes the file list from the commit manifests (reading only new
@@ -102,6 +103,7 @@ impl QueryEngine {
         ctx.register_object_store(url.as_ref(), Arc::clone(&loc.store));
         let table = Arc::new(AuditLogTable::new(url));
         ctx.register_table(AUDIT_LOG_TABLE, Arc::clone(&table) as _)?;
+        crate::alerts_table::register(&ctx, &loc, options.tenant.as_deref())?;
         let key = options.hash_key.map(Arc::new);
         ctx.register_udf(audit_hash_udf(key.clone()));
         ctx.register_udf(audit_hash_key_id_udf(key));

@@ -33,6 +33,8 @@
 //!   with [`QueryOptions`] (tenant restriction, hash key); [`QueryEngine::sql`] returns a lazy
 //!   DataFusion [`DataFrame`](datafusion::dataframe::DataFrame).
 //! - [`AuditLogTable`]: the `TableProvider` behind `audit_log`.
+//! - [`ALERTS_TABLE`] (`alerts`): the compliance alerts the collector raised, a listing table
+//!   over `alerts/tenant=…/dt=…/` with the same `tenant` and `dt` partition columns.
 //! - [`split_statements`] and [`render_error`]: for front ends (scripts of several statements,
 //!   errors shown at their line and column).
 //!
@@ -62,6 +64,7 @@
 //!
 //! [DataFusion]: https://datafusion.apache.org
 
+mod alerts_table;
 mod describe;
 mod engine;
 mod error;
@@ -73,6 +76,7 @@ pub mod udf;
 /// DataFusion, as this crate uses it (one Arrow stack for callers).
 pub use datafusion;
 
+pub use alerts_table::ALERTS_TABLE;
 pub use describe::{ColumnInfo, DT_DESCRIPTION, audit_log_columns};
 pub use engine::{QueryEngine, QueryOptions, STORE_URL, TableSummary, read_only};
 pub use error::{Error, Result};

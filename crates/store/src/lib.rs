@@ -13,7 +13,9 @@
 //!   ordinary, bounded, resumable commits; [`holds`] keep records from both.
 //! - [`integrity`]: signed checkpoints of every commit, and their verification.
 //! - [`keys::load_or_create_hash_key`]: the content hash key kept in a 0600 file.
+//! - [`alerts`]: the `alerts` table (compliance alerts raised on the ingest stream).
 
+pub mod alerts;
 pub mod commit;
 pub mod erasure;
 mod error;

@@ -7,6 +7,7 @@
 //! addresses, waits for `/readyz`, and kills the child if a test panics.
 
 mod admin;
+mod alerts;
 mod bad_input;
 mod crash;
 mod integrity;

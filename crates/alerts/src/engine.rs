@@ -1,0 +1,654 @@
+//! Rule evaluation on each record: compiled rules, per-key state, suppression.
+//!
+//! Cost model (the ingest path must stay within a few percent): per record, the per-record
+//! rules are plain comparisons on the borrowed record (CEL rules mostly compiled natively, see
+//! [`crate::expr`]), and each *key kind* that windowed or budget rules use costs one hash
+//! lookup by borrowed `(tenant, value)`, whatever the number of rules on it: the entry holds the
+//! state of every rule of that kind. Nothing is allocated unless a key is new or a rule fires.
+//! The whole batch is evaluated under one lock.
+
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use chrono::Datelike;
+use genai_audit_core::{AuditRecord, CostSource, Status, Usd};
+use hashbrown::{Equivalent, HashMap};
+use rustc_hash::FxBuildHasher;
+
+use crate::alert::Alert;
+use crate::config::{AlertsConfig, Check, KeyKind, Period, RuleKind, Severity};
+use crate::error::{Error, Result};
+use crate::expr::{CelPath, CelRule, Tri};
+use crate::fields::usd_f64;
+use crate::metrics::AlertMetrics;
+use crate::window::{BUCKETS, Ring};
+
+const DAY_US: i64 = 86_400_000_000;
+/// How often idle keys and old suppressions are swept (ingest time).
+const SWEEP_EVERY_US: i64 = 10_000_000;
+
+/// A compiled rule.
+#[derive(Debug)]
+pub(crate) struct Rule {
+    pub(crate) name: Arc<str>,
+    pub(crate) kind: RuleKind,
+    pub(crate) severity: Severity,
+    pub(crate) key: KeyKind,
+    suppress_us: i64,
+    check: Check,
+    cel: Option<CelRule>,
+}
+
+/// Windowed and budget rules sharing one key kind: one lookup per record for all of them.
+#[derive(Debug)]
+struct Group {
+    kind: KeyKind,
+    rules: Vec<usize>,
+    /// A key idle this long holds nothing any of its rules still needs.
+    horizon_us: i64,
+}
+
+/// A key within a tenant, owned (map keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OwnedKey {
+    tenant: Box<str>,
+    value: Box<str>,
+}
+
+impl Hash for OwnedKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        KeyRef {
+            tenant: &self.tenant,
+            value: &self.value,
+        }
+        .hash(h)
+    }
+}
+
+/// A key borrowed from a record (lookups without allocating).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct KeyRef<'a> {
+    tenant: &'a str,
+    value: &'a str,
+}
+
+impl Equivalent<OwnedKey> for KeyRef<'_> {
+    fn equivalent(&self, k: &OwnedKey) -> bool {
+        *self.tenant == *k.tenant && *self.value == *k.value
+    }
+}
+
+impl KeyRef<'_> {
+    fn to_owned_key(self) -> OwnedKey {
+        OwnedKey {
+            tenant: self.tenant.into(),
+            value: self.value.into(),
+        }
+    }
+}
+
+/// State of one rule for one key.
+#[derive(Debug, Clone)]
+enum Slot {
+    Window(Ring),
+    Budget { period: i32, total: Usd },
+}
+
+#[derive(Debug)]
+struct KeyState {
+    last_us: i64,
+    slots: Box<[Slot]>,
+}
+
+type KeyMap = HashMap<OwnedKey, KeyState, FxBuildHasher>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SuppressKey {
+    rule: u32,
+    key: OwnedKey,
+}
+
+impl Hash for SuppressKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.rule.hash(h);
+        self.key.hash(h);
+    }
+}
+
+#[derive(Debug, Clone, Copy, Hash)]
+struct SuppressRef<'a> {
+    rule: u32,
+    key: KeyRef<'a>,
+}
+
+impl Equivalent<SuppressKey> for SuppressRef<'_> {
+    fn equivalent(&self, k: &SuppressKey) -> bool {
+        self.rule == k.rule && self.key.equivalent(&k.key)
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Parallel to `Engine::groups`.
+    keys: Vec<KeyMap>,
+    /// (rule, key) → when it last fired.
+    fired: HashMap<SuppressKey, i64, FxBuildHasher>,
+    last_sweep_us: i64,
+}
+
+/// Spend of one committed record, for rebuilding budgets at startup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spend {
+    /// Tenant.
+    pub tenant: String,
+    /// `user_id`.
+    pub user: Option<String>,
+    /// `service_name`.
+    pub service: Option<String>,
+    /// `response_model`, else `request_model`.
+    pub model: Option<String>,
+    /// `start_time`, µs.
+    pub start_us: i64,
+    /// `total_cost_usd`.
+    pub cost: Usd,
+}
+
+/// The rules, compiled, and their state.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Vec<Rule>,
+    per_record: Vec<usize>,
+    groups: Vec<Group>,
+    max_keys: usize,
+    state: Mutex<State>,
+    metrics: Arc<AlertMetrics>,
+}
+
+/// What fired, before suppression.
+struct Firing {
+    value: Option<f64>,
+    threshold: Option<f64>,
+    message: String,
+}
+
+fn key_value(r: &AuditRecord, kind: KeyKind) -> Option<&str> {
+    match kind {
+        KeyKind::Tenant => Some(&r.tenant),
+        KeyKind::User => r.user_id.as_deref(),
+        KeyKind::Service => r.service_name.as_deref(),
+        KeyKind::Model => r.response_model.as_deref().or(r.request_model.as_deref()),
+    }
+}
+
+fn period_of(start_us: i64, p: Period) -> i32 {
+    let day = start_us.div_euclid(DAY_US);
+    match p {
+        Period::Day => day as i32,
+        Period::Month => chrono::DateTime::from_timestamp_micros(day * DAY_US)
+            .map(|d| d.year() * 12 + d.month0() as i32)
+            .unwrap_or(i32::MIN),
+    }
+}
+
+impl Engine {
+    /// Compiles the rules of `cfg` (errors name the key, e.g. `alerts.rules[2].expression`).
+    pub fn new(cfg: &AlertsConfig) -> Result<Self> {
+        let env = crate::expr::env();
+        let mut rules = Vec::with_capacity(cfg.rules.len());
+        for (i, rc) in cfg.rules.iter().enumerate() {
+            let at = format!("alerts.rules[{i}]");
+            let check = rc.check(&at)?;
+            if cfg.rules[..i].iter().any(|o| o.name == rc.name) {
+                return Err(Error::Config {
+                    key: format!("{at}.name"),
+                    reason: format!("rule name {:?} is used twice", rc.name),
+                });
+            }
+            let cel = match &check {
+                Check::Cel { expression } => Some(CelRule::compile(&env, expression).map_err(
+                    |reason| Error::Config {
+                        key: format!("{at}.expression"),
+                        reason: format!("rule {:?}: {reason}", rc.name),
+                    },
+                )?),
+                _ => None,
+            };
+            rules.push(Rule {
+                name: rc.name.as_str().into(),
+                kind: rc.kind,
+                severity: rc.severity,
+                key: rc.key,
+                suppress_us: (rc.suppress_secs as i64).saturating_mul(1_000_000),
+                check,
+                cel,
+            });
+        }
+        let mut per_record = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
+        for (i, rule) in rules.iter().enumerate() {
+            let horizon = match rule.check {
+                Check::RequestVolume { window_us, .. } | Check::ErrorRate { window_us, .. } => {
+                    window_us
+                }
+                Check::Budget { period, .. } => match period {
+                    Period::Day => DAY_US,
+                    Period::Month => 31 * DAY_US,
+                },
+                _ => {
+                    per_record.push(i);
+                    continue;
+                }
+            };
+            match groups.iter_mut().find(|g| g.kind == rule.key) {
+                Some(g) => {
+                    g.rules.push(i);
+                    g.horizon_us = g.horizon_us.max(horizon);
+                }
+                None => groups.push(Group {
+                    kind: rule.key,
+                    rules: vec![i],
+                    horizon_us: horizon,
+                }),
+            }
+        }
+        let metrics = Arc::new(AlertMetrics::new(
+            rules.iter().map(|r| r.name.clone()).collect(),
+        ));
+        let state = State {
+            keys: groups.iter().map(|_| KeyMap::default()).collect(),
+            ..State::default()
+        };
+        Ok(Self {
+            rules,
+            per_record,
+            groups,
+            max_keys: cfg.max_keys,
+            state: Mutex::new(state),
+            metrics,
+        })
+    }
+
+    /// The counters of this engine (and of delivery, which shares them).
+    pub fn metrics(&self) -> &Arc<AlertMetrics> {
+        &self.metrics
+    }
+
+    /// Number of rules.
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// How each CEL rule is evaluated, by name (for the startup log and the benchmark).
+    pub fn cel_paths(&self) -> Vec<(Arc<str>, CelPath)> {
+        self.rules
+            .iter()
+            .filter_map(|r| r.cel.as_ref().map(|c| (r.name.clone(), c.path())))
+            .collect()
+    }
+
+    /// Makes every CEL rule use the interpreter only (benchmarks of the slow path).
+    #[doc(hidden)]
+    pub fn force_cel_interpreter(&mut self) {
+        for r in &mut self.rules {
+            if let Some(c) = &mut r.cel {
+                c.force_interpreter();
+            }
+        }
+    }
+
+    /// Adds committed spend to the budgets (startup), without raising alerts. Spend outside the
+    /// period that contains `now_us` is ignored.
+    pub fn absorb_spend(&self, spends: &[Spend], now_us: i64) {
+        let mut st = self.lock();
+        for s in spends {
+            for (g, group) in self.groups.iter().enumerate() {
+                let value = match group.kind {
+                    KeyKind::Tenant => Some(s.tenant.as_str()),
+                    KeyKind::User => s.user.as_deref(),
+                    KeyKind::Service => s.service.as_deref(),
+                    KeyKind::Model => s.model.as_deref(),
+                };
+                let Some(value) = value else { continue };
+                let key = KeyRef {
+                    tenant: &s.tenant,
+                    value,
+                };
+                let Some(ks) = Self::slots(&self.rules, group, &mut st.keys[g], key, now_us, 0)
+                else {
+                    continue;
+                };
+                for (slot, &ri) in ks.slots.iter_mut().zip(&group.rules) {
+                    if let (Slot::Budget { period, total }, Check::Budget { period: p, .. }) =
+                        (slot, &self.rules[ri].check)
+                    {
+                        let pid = period_of(s.start_us, *p);
+                        if pid != period_of(now_us, *p) {
+                            continue;
+                        }
+                        if *period < pid {
+                            *period = pid;
+                            *total = Usd::ZERO;
+                        }
+                        *total = total.checked_add(s.cost).unwrap_or(*total);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The current spend of `key` for the budget rule `rule` (tests and diagnostics).
+    pub fn budget_total(&self, rule: &str, tenant: &str, key: &str) -> Option<Usd> {
+        let ri = self.rules.iter().position(|r| &*r.name == rule)?;
+        let g = self.groups.iter().position(|g| g.rules.contains(&ri))?;
+        let pos = self.groups[g].rules.iter().position(|&x| x == ri)?;
+        let st = self.lock();
+        let ks = st.keys[g].get(&KeyRef { tenant, value: key })?;
+        match &ks.slots[pos] {
+            Slot::Budget { total, .. } => Some(*total),
+            Slot::Window(_) => None,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The state of `key` in `map`, created if new and the map has room.
+    fn slots<'m>(
+        rules: &[Rule],
+        group: &Group,
+        map: &'m mut KeyMap,
+        key: KeyRef<'_>,
+        now_us: i64,
+        max_keys: usize,
+    ) -> Option<&'m mut KeyState> {
+        // Two lookups only for a new key: the common case (key known) borrows, never allocates.
+        if map.contains_key(&key) {
+            let ks = map.get_mut(&key)?;
+            ks.last_us = now_us;
+            return Some(ks);
+        }
+        if max_keys != 0 && map.len() >= max_keys {
+            return None;
+        }
+        let slots = group
+            .rules
+            .iter()
+            .map(|&ri| match &rules[ri].check {
+                Check::RequestVolume { window_us, .. } | Check::ErrorRate { window_us, .. } => {
+                    Slot::Window(Ring::new(now_us, window_us / BUCKETS as i64))
+                }
+                _ => Slot::Budget {
+                    period: i32::MIN,
+                    total: Usd::ZERO,
+                },
+            })
+            .collect();
+        Some(map.entry(key.to_owned_key()).or_insert(KeyState {
+            last_us: now_us,
+            slots,
+        }))
+    }
+
+    /// Evaluates every rule on `records`; alerts that pass suppression are appended to `out`.
+    pub fn evaluate(&self, records: &[AuditRecord], out: &mut Vec<Alert>) {
+        if self.rules.is_empty() || records.is_empty() {
+            return;
+        }
+        let mut st = self.lock();
+        let st = &mut *st;
+        for r in records {
+            let now = r.ingest_time_us;
+            for &ri in &self.per_record {
+                if let Some(f) = self.check_record(ri, r) {
+                    self.fire(st, ri, r, now, f, out);
+                }
+            }
+            for (g, group) in self.groups.iter().enumerate() {
+                let Some(value) = key_value(r, group.kind) else {
+                    continue;
+                };
+                let key = KeyRef {
+                    tenant: &r.tenant,
+                    value,
+                };
+                // At the bound, a sweep (at most once a second) may make room.
+                if st.keys[g].len() >= self.max_keys
+                    && now - st.last_sweep_us >= 1_000_000
+                    && !st.keys[g].contains_key(&key)
+                {
+                    self.sweep(st, now);
+                }
+                let Some(ks) =
+                    Self::slots(&self.rules, group, &mut st.keys[g], key, now, self.max_keys)
+                else {
+                    self.metrics.key_untracked();
+                    continue;
+                };
+                // Firings are collected first: `fire` needs the state mutably too.
+                let mut fired: Option<Vec<(usize, Firing)>> = None;
+                for (slot, &ri) in ks.slots.iter_mut().zip(&group.rules) {
+                    if let Some(f) = Self::update(&self.rules[ri], slot, r, now) {
+                        fired.get_or_insert_with(Vec::new).push((ri, f));
+                    }
+                }
+                for (ri, f) in fired.into_iter().flatten() {
+                    self.fire(st, ri, r, now, f, out);
+                }
+            }
+            if now - st.last_sweep_us >= SWEEP_EVERY_US {
+                self.sweep(st, now);
+            }
+        }
+    }
+
+    /// Per-record rules: the condition on this record alone.
+    fn check_record(&self, ri: usize, r: &AuditRecord) -> Option<Firing> {
+        let rule = &self.rules[ri];
+        let call = r.span_kind.is_provider_call();
+        match &rule.check {
+            Check::Latency { max_ms } => (call && r.duration_ms > *max_ms).then(|| Firing {
+                value: Some(r.duration_ms),
+                threshold: Some(*max_ms),
+                message: format!("call took {:.0} ms (max {max_ms} ms)", r.duration_ms),
+            }),
+            Check::LargePrompt { max_tokens } => {
+                let tokens = r.input_tokens.filter(|t| call && t > max_tokens)?;
+                Some(Firing {
+                    value: Some(tokens as f64),
+                    threshold: Some(*max_tokens as f64),
+                    message: format!("prompt of {tokens} input tokens (max {max_tokens})"),
+                })
+            }
+            Check::Pii { min } => {
+                (r.pii_detected && r.data_classification >= *min).then(|| Firing {
+                    value: None,
+                    threshold: None,
+                    message: format!(
+                        "PII ({}) in a {} call (alerting from {min})",
+                        r.pii_types.join(", "),
+                        r.data_classification
+                    ),
+                })
+            }
+            Check::UnpricedModel => {
+                (call && r.cost_source == Some(CostSource::Unpriced)).then(|| Firing {
+                    value: None,
+                    threshold: None,
+                    message: format!(
+                        "no price for model {} of provider {}",
+                        r.response_model
+                            .as_deref()
+                            .or(r.request_model.as_deref())
+                            .unwrap_or("(none)"),
+                        r.provider.as_deref().unwrap_or("(none)")
+                    ),
+                })
+            }
+            Check::ContentCaptured { all, tenants } => (r.content_captured
+                && (*all || tenants.iter().any(|t| **t == *r.tenant)))
+            .then(|| Firing {
+                value: None,
+                threshold: None,
+                message: format!(
+                    "prompt or response content captured for tenant {}, whose capture is disabled",
+                    r.tenant
+                ),
+            }),
+            Check::Cel { expression } => {
+                let cel = rule.cel.as_ref()?;
+                match cel.eval(r) {
+                    Tri::True => Some(Firing {
+                        value: None,
+                        threshold: None,
+                        message: format!("matched {expression}"),
+                    }),
+                    Tri::False => None,
+                    Tri::Error => {
+                        self.metrics.rule_error(ri);
+                        None
+                    }
+                }
+            }
+            Check::RequestVolume { .. } | Check::ErrorRate { .. } | Check::Budget { .. } => None,
+        }
+    }
+
+    /// Windowed and budget rules: count the record in the key's state, then check.
+    fn update(rule: &Rule, slot: &mut Slot, r: &AuditRecord, now: i64) -> Option<Firing> {
+        match (&rule.check, slot) {
+            (Check::RequestVolume { window_us, max }, Slot::Window(ring)) => {
+                if !r.span_kind.is_provider_call() {
+                    return None;
+                }
+                let (calls, _) = ring.add(now, window_us / BUCKETS as i64, false);
+                (u64::from(calls) > *max).then(|| Firing {
+                    value: Some(f64::from(calls)),
+                    threshold: Some(*max as f64),
+                    message: format!(
+                        "{calls} calls in the last {} s (max {max})",
+                        window_us / 1_000_000
+                    ),
+                })
+            }
+            (
+                Check::ErrorRate {
+                    window_us,
+                    max_ratio,
+                    min_requests,
+                },
+                Slot::Window(ring),
+            ) => {
+                if !r.span_kind.is_provider_call() {
+                    return None;
+                }
+                let error = r.status == Status::Error;
+                let (calls, errors) = ring.add(now, window_us / BUCKETS as i64, error);
+                let ratio = f64::from(errors) / f64::from(calls.max(1));
+                (u64::from(calls) >= *min_requests && ratio > *max_ratio).then(|| Firing {
+                    value: Some(ratio),
+                    threshold: Some(*max_ratio),
+                    message: format!(
+                        "{errors} errors in {calls} calls ({:.1} %) in the last {} s (max {:.1} %)",
+                        ratio * 100.0,
+                        window_us / 1_000_000,
+                        max_ratio * 100.0
+                    ),
+                })
+            }
+            (Check::Budget { max, period: p }, Slot::Budget { period, total }) => {
+                let cost = r.total_cost_usd?;
+                let pid = period_of(r.start_time_us, *p);
+                if pid < *period {
+                    // A late call of a past period: that period's budget is closed.
+                    return None;
+                }
+                if pid > *period {
+                    *period = pid;
+                    *total = Usd::ZERO;
+                }
+                *total = total.checked_add(cost).unwrap_or(*total);
+                (*total > *max).then(|| Firing {
+                    value: Some(usd_f64(*total)),
+                    threshold: Some(usd_f64(*max)),
+                    message: format!(
+                        "spend this {} is {} USD (budget {} USD)",
+                        match p {
+                            Period::Day => "day",
+                            Period::Month => "month",
+                        },
+                        total,
+                        max
+                    ),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Suppression, then the alert.
+    fn fire(
+        &self,
+        st: &mut State,
+        ri: usize,
+        r: &AuditRecord,
+        now: i64,
+        f: Firing,
+        out: &mut Vec<Alert>,
+    ) {
+        let rule = &self.rules[ri];
+        let key = KeyRef {
+            tenant: &r.tenant,
+            value: key_value(r, rule.key).unwrap_or(""),
+        };
+        let sref = SuppressRef {
+            rule: ri as u32,
+            key,
+        };
+        if let Some(last) = st.fired.get_mut(&sref) {
+            if now - *last < rule.suppress_us {
+                self.metrics.suppressed(ri);
+                return;
+            }
+            *last = now;
+        } else {
+            st.fired.insert(
+                SuppressKey {
+                    rule: ri as u32,
+                    key: key.to_owned_key(),
+                },
+                now,
+            );
+        }
+        self.metrics.fired(ri);
+        out.push(Alert {
+            alert_id: format!("{}-{ri}", r.record_id),
+            rule: rule.name.to_string(),
+            kind: rule.kind,
+            severity: rule.severity,
+            tenant: r.tenant.to_string(),
+            key_kind: rule.key,
+            key: key.value.to_owned(),
+            fired_at_us: now,
+            value: f.value,
+            threshold: f.threshold,
+            message: f.message,
+            record_ids: vec![r.record_id.clone()],
+        });
+    }
+
+    /// Drops keys idle past every window of their rules, and suppressions that expired.
+    fn sweep(&self, st: &mut State, now: i64) {
+        st.last_sweep_us = now;
+        let mut keys = 0;
+        for (g, group) in self.groups.iter().enumerate() {
+            let horizon = group.horizon_us;
+            st.keys[g].retain(|_, ks| now - ks.last_us <= horizon);
+            keys += st.keys[g].len();
+        }
+        let rules = &self.rules;
+        st.fired
+            .retain(|k, at| now - *at < rules[k.rule as usize].suppress_us);
+        self.metrics.set_keys(keys as u64);
+    }
+}
