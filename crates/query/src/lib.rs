@@ -66,6 +66,7 @@ mod describe;
 mod engine;
 mod error;
 mod manifests;
+pub mod report;
 mod sql;
 mod table;
 pub mod udf;
