@@ -359,7 +359,7 @@ pub async fn compliance(ctx: &SessionContext, scope: &Scope) -> Result<Complianc
 
     let mut report = ComplianceReport {
         scope: scope.clone(),
-        generated_at: Utc::now(),
+        generated_at: super::now(),
         totals: Totals::default(),
         latency: LatencyStats::default(),
         latency_histogram: LATENCY_BUCKETS

@@ -193,7 +193,7 @@ pub async fn cost(ctx: &SessionContext, scope: &Scope, by: CostBy) -> Result<Cos
     }
     Ok(CostReport {
         scope: scope.clone(),
-        generated_at: Utc::now(),
+        generated_at: super::now(),
         by,
         rows,
         total,

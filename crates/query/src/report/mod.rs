@@ -147,6 +147,11 @@ impl Scope {
                 Some((a, b)) => format!("{a} – {b} (UTC)"),
                 None => format!("{} – {} (empty)", rfc3339(f), rfc3339(t)),
             },
+            (Some(f), None) if whole(&f) => format!("from {} (UTC)", f.date_naive()),
+            (None, Some(t)) if whole(&t) => format!(
+                "until {} (UTC)",
+                (t - chrono::Duration::microseconds(1)).date_naive()
+            ),
             (f, t) => format!(
                 "{} – {} (end excluded)",
                 f.map_or_else(|| "…".to_owned(), rfc3339),
@@ -171,6 +176,12 @@ impl Serialize for Scope {
         st.serialize_field("tenant", &self.tenant)?;
         st.end()
     }
+}
+
+/// The time a report is generated: now, to the second.
+pub(crate) fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(0)
 }
 
 /// `2026-03-01T00:00:00Z` (seconds, or microseconds when there are any).
@@ -338,6 +349,16 @@ mod tests {
         assert!(Scope::days(day("2026-03-02"), day("2026-03-01")).is_none());
         assert_eq!(Scope::default().sql_filter(), "TRUE");
         assert_eq!(Scope::default().describe(), "all time, all tenants");
+        let until = Scope {
+            to: s.to,
+            ..Scope::default()
+        };
+        assert_eq!(until.describe(), "until 2026-03-31 (UTC), all tenants");
+        let from = Scope {
+            from: s.from,
+            ..Scope::default()
+        };
+        assert_eq!(from.describe(), "from 2026-03-01 (UTC), all tenants");
     }
 
     #[test]

@@ -244,7 +244,7 @@ pub async fn subject(
     Ok(SubjectReport {
         subject: subject.clone(),
         scope: scope.clone(),
-        generated_at: Utc::now(),
+        generated_at: super::now(),
         columns,
         records,
         categories,

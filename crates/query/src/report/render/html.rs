@@ -30,7 +30,7 @@ h2 { font-size: 18px; margin: 0 0 10px; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); gap: 12px; margin-top: 20px; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
 .card .k { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-.card .v { font-size: 22px; font-weight: 600; margin-top: 2px; overflow-wrap: anywhere; }
+.card .v { font-size: 20px; font-weight: 600; margin-top: 2px; overflow-wrap: anywhere; }
 .panel { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 14px; overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; background: #fff; }
 th, td { padding: 6px 10px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; overflow-wrap: anywhere; }
@@ -196,10 +196,8 @@ pub(super) fn compliance(r: &ComplianceReport, out: &mut dyn io::Write) -> io::R
         ("Input tokens", count(t.input_tokens)),
         ("Output tokens", count(t.output_tokens)),
         ("Total cost", dollars(t.cost_usd)),
-        (
-            "Errors",
-            format!("{} ({})", count(t.errors), percent(t.error_rate)),
-        ),
+        ("Errors", count(t.errors)),
+        ("Error rate", percent(t.error_rate)),
         ("PII-flagged calls", count(t.pii_flagged_requests)),
         ("Latency p50", millis(r.latency.p50_ms)),
         ("Latency p95", millis(r.latency.p95_ms)),
@@ -466,6 +464,9 @@ pub(super) fn subject(r: &SubjectReport, out: &mut dyn io::Write) -> io::Result<
     dl.push_str("</dl>");
     p.section("categories", "Data processed", &dl);
     let retention = match (r.retention.earliest, r.retention.latest) {
+        (Some(a), Some(b)) if a == b => {
+            format!("<p>Records are kept until {a} (<code>retention_until</code>, UTC).</p>")
+        }
         (Some(a), Some(b)) => format!(
             "<p>Records are kept until {a} at the earliest and {b} at the latest (<code>retention_until</code>, UTC).</p>"
         ),

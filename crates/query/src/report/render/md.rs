@@ -325,7 +325,7 @@ pub(super) fn subject(r: &SubjectReport, out: &mut dyn io::Write) -> io::Result<
         ],
         vec!["Erasures".to_owned(), count(r.erasures.len() as u64)],
     ];
-    table(out, &["", ""], &[false, true], &rows)?;
+    table(out, &["Item", "Value"], &[false, true], &rows)?;
 
     writeln!(out, "## Data processed\n")?;
     writeln!(out, "- **Personal data held:** {}", list(&c.personal_data))?;
@@ -354,6 +354,9 @@ pub(super) fn subject(r: &SubjectReport, out: &mut dyn io::Write) -> io::Result<
 
     writeln!(out, "## Retention\n")?;
     match (r.retention.earliest, r.retention.latest) {
+        (Some(a), Some(b)) if a == b => {
+            writeln!(out, "Records are kept until {a} (`retention_until`, UTC).")?
+        }
         (Some(a), Some(b)) => writeln!(
             out,
             "Records are kept until {a} at the earliest and {b} at the latest (`retention_until`, UTC)."

@@ -31,12 +31,16 @@ const WIDTH: f64 = 760.0;
 pub(super) fn vertical(id: &str, title: &str, bars: &[Bar], unit: Unit) -> String {
     let height = 280.0;
     let (left, right, top) = (78.0, 12.0, 14.0);
-    let rotate = bars.len() > 12
-        || bars
-            .iter()
-            .any(|b| b.label.chars().count() * bars.len() > 90);
-    let bottom = if rotate { 78.0 } else { 34.0 };
     let plot_w = WIDTH - left - right;
+    // Labels are about 6 px a character: turn them when the widest does not fit its slot.
+    let widest = bars
+        .iter()
+        .map(|b| b.label.chars().count())
+        .max()
+        .unwrap_or(0) as f64
+        * 6.0;
+    let rotate = bars.len() > 12 || widest > plot_w / bars.len().max(1) as f64 * 0.95;
+    let bottom = if rotate { 78.0 } else { 34.0 };
     let plot_h = height - top - bottom;
     let (max, step) = axis(bars.iter().map(|b| b.value).fold(0.0, f64::max));
     let mut s = open(id, title, WIDTH, height);
@@ -83,7 +87,7 @@ pub(super) fn vertical(id: &str, title: &str, bars: &[Bar], unit: Unit) -> Strin
         if rotate {
             // Label every bar while they fit, else every n-th.
             let every = (bars.len() / 31).max(1);
-            if i % every == 0 {
+            if i.is_multiple_of(every) {
                 let _ = write!(
                     s,
                     r#"<text class="label" x="{cx:.1}" y="{ly:.1}" text-anchor="end" transform="rotate(-45 {cx:.1} {ly:.1})">{}</text>"#,
