@@ -7,6 +7,7 @@ mod input;
 mod inspect;
 mod keys;
 mod query;
+mod report;
 mod serve;
 mod store;
 
@@ -81,6 +82,13 @@ enum Command {
     /// Exit status: 0 when every statement ran, 1 when one failed (SQL error, refused
     /// statement), 2 on a fatal error (store unreachable, nothing committed, bad options).
     Query(query::QueryArgs),
+    /// Compliance reports over the committed audit log: `compliance`, `subject`, `cost`.
+    ///
+    /// Markdown (default), JSON, CSV, or one self-contained HTML page with charts
+    /// (`--format html`), to stdout or `--output FILE`. Each provider call is counted once.
+    /// Exit status: 0 when the report was written, 2 on a fatal error (store unreachable,
+    /// nothing committed, bad options).
+    Report(report::ReportArgs),
 }
 
 /// Where the content hash key is kept unless told otherwise.
@@ -180,6 +188,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Query(args) => {
             init_logging(cli.log_format, "warn");
             query::run(&args)
+        }
+        Command::Report(args) => {
+            init_logging(cli.log_format, "warn");
+            report::run(&args)
         }
     }
 }

@@ -7,6 +7,7 @@ mod import;
 mod inspect;
 mod python;
 mod query;
+mod report;
 mod serve;
 
 use std::collections::{BTreeMap, BTreeSet};

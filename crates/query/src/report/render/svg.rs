@@ -32,17 +32,20 @@ pub(super) fn vertical(id: &str, title: &str, bars: &[Bar], unit: Unit) -> Strin
     let height = 280.0;
     let (left, right, top) = (78.0, 12.0, 14.0);
     let plot_w = WIDTH - left - right;
-    // Labels are about 6 px a character: turn them when the widest does not fit its slot.
+    // Labels are about 6.6 px a character: turn them when the widest does not fit its slot.
     let widest = bars
         .iter()
         .map(|b| b.label.chars().count())
         .max()
         .unwrap_or(0) as f64
-        * 6.0;
+        * 6.6;
     let rotate = bars.len() > 12 || widest > plot_w / bars.len().max(1) as f64 * 0.95;
     let bottom = if rotate { 78.0 } else { 34.0 };
     let plot_h = height - top - bottom;
-    let (max, step) = axis(bars.iter().map(|b| b.value).fold(0.0, f64::max));
+    let (max, step) = axis(
+        bars.iter().map(|b| b.value).fold(0.0, f64::max),
+        matches!(unit, Unit::Count),
+    );
     let mut s = open(id, title, WIDTH, height);
     // Grid lines and tick labels.
     let mut v = 0.0;
@@ -168,8 +171,11 @@ fn shorten(s: &str, max: usize) -> String {
     }
 }
 
-/// A round axis maximum at or above `max` and its tick step (4 steps).
-fn axis(max: f64) -> (f64, f64) {
+/// A round axis maximum at or above `max` and its tick step (4 steps); whole steps for counts.
+fn axis(max: f64, whole: bool) -> (f64, f64) {
+    if whole && max <= 4.0 {
+        return (4.0, 1.0);
+    }
     if max <= 0.0 || !max.is_finite() {
         return (1.0, 0.25);
     }
@@ -202,9 +208,11 @@ mod tests {
 
     #[test]
     fn axes_are_round() {
-        assert_eq!(axis(7.0), (8.0, 2.0));
-        assert_eq!(axis(100.0), (100.0, 25.0));
-        assert_eq!(axis(0.0123), (0.02, 0.005));
+        assert_eq!(axis(7.0, true), (8.0, 2.0));
+        assert_eq!(axis(100.0, true), (100.0, 25.0));
+        assert_eq!(axis(2.0, true), (4.0, 1.0));
+        assert_eq!(axis(0.0, false), (1.0, 0.25));
+        assert_eq!(axis(0.0123, false), (0.02, 0.005));
         assert_eq!(tick(0.005, 0.005, Unit::Dollars), "$0.0050");
         assert_eq!(tick(50.0, 25.0, Unit::Count), "50");
     }
