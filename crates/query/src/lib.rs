@@ -35,6 +35,8 @@
 //! - [`AuditLogTable`]: the `TableProvider` behind `audit_log`.
 //! - [`split_statements`] and [`render_error`]: for front ends (scripts of several statements,
 //!   errors shown at their line and column).
+//! - [`report`]: the compliance, subject-access (GDPR Art. 15) and cost reports, computed on the
+//!   session and rendered as Markdown, JSON, CSV or self-contained HTML.
 //!
 //! ## Example
 //!

@@ -3,9 +3,9 @@
 //!
 //! | report | function | question it answers |
 //! |---|---|---|
-//! | [`ComplianceReport`] | [`compliance`] | volume, users, models, tokens, cost, latency, errors, PII and classification over a period |
-//! | [`SubjectReport`] | [`subject`] | GDPR Art. 15: every record of one end user, what was processed, how long it is kept, erasures |
-//! | [`CostReport`] | [`cost`] | cost and tokens by model, user, service, tenant or day |
+//! | [`ComplianceReport`] | [`compliance()`] | volume, users, models, tokens, cost, latency, errors, PII and classification over a period |
+//! | [`SubjectReport`] | [`subject()`] | GDPR Art. 15: every record of one end user, what was processed, how long it is kept, erasures |
+//! | [`CostReport`] | [`cost()`] | cost and tokens by model, user, service, tenant or day |
 //!
 //! ## Counting rules
 //!
