@@ -13,6 +13,11 @@ if [ -f tests/requirements.txt ]; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 fi
 
+# Headless Chromium renders the HTML report in its test (crates/query/tests/it/report_render.rs).
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

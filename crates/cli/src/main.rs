@@ -9,6 +9,7 @@ mod integrity;
 mod keys;
 mod maintenance;
 mod query;
+mod report;
 mod serve;
 mod store;
 mod verify;
@@ -113,6 +114,13 @@ enum Command {
     /// Exit status: 0 when everything verifies, 1 when a problem was found, 2 when verification
     /// could not run (bad options, store unreadable).
     Verify(verify::VerifyArgs),
+    /// Compliance reports over the committed audit log: `compliance`, `subject`, `cost`.
+    ///
+    /// Markdown (default), JSON, CSV, or one self-contained HTML page with charts
+    /// (`--format html`), to stdout or `--output FILE`. Each provider call is counted once.
+    /// Exit status: 0 when the report was written, 2 on a fatal error (store unreachable,
+    /// nothing committed, bad options).
+    Report(report::ReportArgs),
 }
 
 /// Where the content hash key is kept unless told otherwise.
@@ -228,6 +236,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(args) => {
             init_logging(cli.log_format, "warn");
             verify::run(&args)
+        }
+        Command::Report(args) => {
+            init_logging(cli.log_format, "warn");
+            report::run(&args)
         }
     }
 }

@@ -128,7 +128,7 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
 }
 
 /// "no audit records in <store>: nothing committed yet", or the same for one tenant.
-fn no_records(store: &str, tenant: Option<&str>) -> String {
+pub(crate) fn no_records(store: &str, tenant: Option<&str>) -> String {
     match tenant {
         Some(t) => format!("no audit records of tenant {t} in {store}: nothing committed yet"),
         None => format!("no audit records in {store}: nothing committed yet"),
@@ -136,7 +136,7 @@ fn no_records(store: &str, tenant: Option<&str>) -> String {
 }
 
 /// A local store that does not exist is reported, not created (opening one creates it).
-fn check_local_store_exists(url: &str) -> Result<()> {
+pub(crate) fn check_local_store_exists(url: &str) -> Result<()> {
     let dir = if let Some(rest) = url.strip_prefix("file://") {
         PathBuf::from(rest)
     } else if url.contains("://") {
@@ -155,7 +155,7 @@ fn check_local_store_exists(url: &str) -> Result<()> {
 
 /// The hash key for `audit_hash()`: `GENAI_AUDIT_HASH_KEY`, else the key file (explicit: must
 /// exist; default: used when present). Never creates one.
-fn load_hash_key(explicit: Option<&Path>) -> Result<Option<HashKey>> {
+pub(crate) fn load_hash_key(explicit: Option<&Path>) -> Result<Option<HashKey>> {
     if let Ok(hex) = std::env::var(HASH_KEY_ENV) {
         return HashKey::from_hex(&hex)
             .map(Some)

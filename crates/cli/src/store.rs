@@ -37,6 +37,19 @@ fn options_from(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<(St
     out
 }
 
+/// `--store` and `--tenant`, for commands that read the audit log (`report`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// Store URL: a directory, file:///path, s3://bucket/prefix, gs://bucket/prefix or
+    /// az://container/prefix. Credentials and endpoints come from the AWS_*, GOOGLE_* and
+    /// AZURE_* environment variables.
+    #[arg(long, value_name = "URL", env = STORE_URL_ENV, default_value = DEFAULT_STORE)]
+    pub store: String,
+    /// Only this tenant's records.
+    #[arg(long, value_name = "T")]
+    pub tenant: Option<String>,
+}
+
 /// Opens the store at `url` with the options from the environment.
 pub fn open(url: &str) -> Result<StoreLocation> {
     StoreLocation::open(url, &store_options()).with_context(|| format!("opening the store {url}"))

@@ -33,6 +33,15 @@ pub enum Error {
         "the audit log is read-only: only queries (SELECT, WITH, EXPLAIN, SHOW, DESCRIBE, SET) are allowed; refused: {0}"
     )]
     ReadOnly(String),
+    /// A report query returned something the report cannot read (a column missing or of an
+    /// unexpected type): a bug in the report's SQL, or a store written with another schema.
+    #[error("report query {query} returned an unexpected result: {reason}")]
+    UnexpectedResult {
+        /// Which report query.
+        query: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
     /// Planning or running the query failed (SQL syntax, unknown column, type error, …).
     /// [`DataFusionError::diagnostic`] may locate it in the SQL: see [`crate::render_error`].
     #[error(transparent)]
@@ -42,6 +51,12 @@ pub enum Error {
 impl From<DataFusionError> for Error {
     fn from(e: DataFusionError) -> Self {
         Error::DataFusion(Box::new(e))
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for Error {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        Error::from(DataFusionError::from(e))
     }
 }
 

@@ -37,6 +37,8 @@
 //!   over `alerts/tenant=…/dt=…/` with the same `tenant` and `dt` partition columns.
 //! - [`split_statements`] and [`render_error`]: for front ends (scripts of several statements,
 //!   errors shown at their line and column).
+//! - [`report`]: the compliance, subject-access (GDPR Art. 15) and cost reports, computed on the
+//!   session and rendered as Markdown, JSON, CSV or self-contained HTML.
 //!
 //! ## Example
 //!
@@ -69,6 +71,7 @@ mod describe;
 mod engine;
 mod error;
 mod manifests;
+pub mod report;
 mod sql;
 mod table;
 pub mod udf;

@@ -9,6 +9,7 @@ mod inspect;
 mod maintenance;
 mod python;
 mod query;
+mod report;
 mod serve;
 mod verify;
 

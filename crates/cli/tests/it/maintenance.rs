@@ -288,6 +288,23 @@ fn erase_pseudonymize_leaves_no_trace_of_the_id_and_keeps_the_costs() {
             "{path} still holds the id"
         );
     }
+
+    // The rewrite was signed: the store verifies, with nothing pending.
+    let verified = run(&store, &["verify", "--strict"]);
+    assert_eq!(verified.status.code(), Some(0), "{}", describe(&verified));
+    // The subject-access report shows the receipt (found by the id's keyed hash).
+    let out = run(
+        &store,
+        &["report", "subject", "--user", subject, "--format", "json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["records"].as_array().map(Vec::len), Some(0), "{v}");
+    let erasures = v["erasures"].as_array().expect("erasures in the report");
+    assert_eq!(erasures.len(), 1, "{v}");
+    assert_eq!(erasures[0]["subject_hash"], subject_hash.as_str());
+    assert_eq!(erasures[0]["mode"], "pseudonymize");
+    assert_eq!(erasures[0]["reason"], "DSR-2041");
 }
 
 #[test]

@@ -6,4 +6,6 @@ mod common;
 mod errors;
 mod hash;
 mod read_only;
+mod report;
+mod report_render;
 mod table;
