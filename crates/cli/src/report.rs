@@ -261,7 +261,10 @@ async fn erasure_receipts(loc: &StoreLocation, subject_hash: &str) -> Result<Vec
     let commits = genai_audit_store::erasure::receipts(loc, subject_hash)
         .await
         .context("reading erasure receipts")?;
-    Ok(commits.iter().filter_map(ErasureReceipt::from_commit).collect())
+    Ok(commits
+        .iter()
+        .filter_map(ErasureReceipt::from_commit)
+        .collect())
 }
 
 /// Writes the report to `path` or stdout. A file is written only once the report is rendered
