@@ -73,7 +73,11 @@ fn health_readiness_and_metrics_follow_traffic_and_age_flushes() {
     let deadline = Instant::now() + Duration::from_secs(15);
     let m = loop {
         let m = server.metrics();
-        if metric(&m, "genai_audit_records_written_total") >= 3.0 {
+        // The flush's counters are updated one after another: wait for the last of them too.
+        if metric(&m, "genai_audit_records_written_total") >= 3.0
+            && metric(&m, "genai_audit_flush_duration_seconds_count") >= 1.0
+            && metric(&m, "genai_audit_commits_total") >= 1.0
+        {
             break m;
         }
         assert!(
