@@ -22,7 +22,12 @@ fn main() {
     let scale: f64 = std::env::var("VERIFY_BENCH_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
+        // `cargo test --all-targets` runs benches without `--bench`: a smoke run then.
+        .unwrap_or(if std::env::args().any(|a| a == "--bench") {
+            1.0
+        } else {
+            0.005
+        });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
