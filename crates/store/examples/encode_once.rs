@@ -47,30 +47,6 @@ fn main() {
         return;
     }
     let rounds: u64 = arg.parse().unwrap_or(1).max(1);
-    if std::env::var_os("PHASES").is_some() {
-        let (mut a, mut b, mut c) = (0u64, 0u64, 0u64);
-        for _ in 0..rounds {
-            let t0 = thread_cpu_ns();
-            let order = genai_audit_store::parquet_file::sort_order(&records);
-            let t1 = thread_cpu_ns();
-            let batch = genai_audit_core::records_to_batch(&records).expect("batch");
-            let t2 = thread_cpu_ns();
-            let idx = arrow_array::UInt32Array::from(order);
-            let sorted = arrow_select::take::take_record_batch(&batch, &idx).expect("take");
-            let t3 = thread_cpu_ns();
-            std::hint::black_box(sorted);
-            a += t1 - t0;
-            b += t2 - t1;
-            c += t3 - t2;
-        }
-        let n = (rounds * records.len() as u64) as f64;
-        eprintln!(
-            "sort_order {:.0} ns, records_to_batch {:.0} ns, take {:.0} ns",
-            a as f64 / n,
-            b as f64 / n,
-            c as f64 / n
-        );
-    }
     let (mut batch_ns, mut encode_ns, mut bytes) = (0, 0, 0);
     for _ in 0..rounds {
         let t0 = thread_cpu_ns();
