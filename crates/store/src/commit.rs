@@ -257,6 +257,17 @@ pub(crate) fn by_partition(
     records: Vec<AuditRecord>,
 ) -> BTreeMap<(Arc<str>, NaiveDate), Vec<AuditRecord>> {
     let mut groups: BTreeMap<(Arc<str>, NaiveDate), Vec<AuditRecord>> = BTreeMap::new();
+    // The usual flush holds one partition: keep its vector rather than moving every record
+    // (hundreds of bytes each) into a new one.
+    let key = |r: &AuditRecord| (r.tenant.clone(), day_of(r.start_time_us));
+    if let Some(first) = records.first().map(key)
+        && records
+            .iter()
+            .all(|r| r.tenant == first.0 && day_of(r.start_time_us) == first.1)
+    {
+        groups.insert(first, records);
+        return groups;
+    }
     for r in records {
         groups
             .entry((r.tenant.clone(), day_of(r.start_time_us)))

@@ -611,9 +611,10 @@ async fn flush_inner(inner: &Arc<Inner>) -> Result<FlushReport> {
         return Ok(FlushReport::default());
     };
     // Drop duplicates (a span delivered twice, in this flush or a recent one).
-    let mut records = Vec::new();
+    // Sized up front: records are large, and growing the vector would copy them all again.
+    let mut records = Vec::with_capacity(taken.rows);
     let mut contents = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::HashSet::with_capacity(taken.rows);
     let mut dupes = 0u64;
     {
         let recent = inner.recent.lock().map_err(|_| Error::WalClosed)?;
