@@ -209,6 +209,12 @@ fn retention_dry_run_changes_nothing_apply_deletes_and_holds_keep() {
         count_by_tenant(&store),
         BTreeMap::from([("acme".into(), 3)])
     );
+    // Every deletion was signed: the store verifies with nothing pending, and the removals are
+    // recorded rather than looking like missing files.
+    let verified = run(&store, &["verify", "--strict"]);
+    assert_eq!(verified.status.code(), Some(0), "{}", describe(&verified));
+    let text = String::from_utf8_lossy(&verified.stdout);
+    assert!(!text.contains("MISSING"), "{text}");
 }
 
 #[test]
