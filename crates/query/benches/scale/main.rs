@@ -208,6 +208,9 @@ async fn run(mut opts: Opts) -> Result<()> {
         Some(run_duckdb(&files, &selected, opts.runs, opts.threads)?)
     };
 
+    if smoke {
+        println!("smoke run (tiny store, test profile): the timings mean nothing");
+    }
     print_table(&selected, &df, duck.as_deref());
     let mut mismatches = Vec::new();
     if let Some(duck) = &duck {

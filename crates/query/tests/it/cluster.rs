@@ -49,6 +49,15 @@ async fn cluster_and_in_process_give_the_same_rows() {
         .await
         .expect("standalone cluster");
     assert!(cluster.is_cluster() && !local.is_cluster());
+    // Statements are planned as a job for the scheduler, not run here.
+    let plan = cluster
+        .sql("SELECT count(*) FROM audit_log")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    assert_eq!(plan.name(), "DistributedQueryExec");
 
     let (from, to) = day(1);
     let hash_of_a_prompt = local
