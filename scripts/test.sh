@@ -28,3 +28,10 @@ echo "== cargo test"
 cargo test --workspace --all-targets
 # Doc examples are tests too (--all-targets does not run them).
 cargo test --workspace --doc
+
+# `genai-audit query --cluster` (Apache DataFusion Ballista) is behind the cargo feature
+# `cluster`: it compiles DataFusion's default features too, a second build of that stack.
+# The test runs Ballista's scheduler and executor in process.
+echo "== cluster feature (Ballista)"
+cargo clippy -p genai-audit-query -p genai-audit --features genai-audit-query/cluster-standalone,genai-audit/cluster --all-targets --quiet -- -D warnings
+cargo test -p genai-audit-query --features cluster-standalone --test it cluster

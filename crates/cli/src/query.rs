@@ -66,6 +66,12 @@ pub struct QueryArgs {
     /// when it exists.
     #[arg(long, value_name = "FILE")]
     hash_key_file: Option<PathBuf>,
+    /// Run the statements on the Apache DataFusion Ballista cluster whose scheduler is at
+    /// df://HOST:PORT instead of in this process. Its scheduler and executors read the store
+    /// themselves (docs/operations.md, "Querying at scale"). Needs a binary built with the
+    /// cargo feature `cluster`.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    cluster: Option<String>,
 }
 
 /// How results are written.
@@ -105,15 +111,15 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
     rt.block_on(async {
         check_local_store_exists(&args.store)?;
         let loc = crate::store::open(&args.store)?;
-        let engine = QueryEngine::open(
-            loc,
-            QueryOptions {
-                tenant: args.tenant.clone(),
-                hash_key,
-                target_partitions: None,
-            },
-        )
-        .await
+        let options = QueryOptions {
+            tenant: args.tenant.clone(),
+            hash_key,
+            target_partitions: None,
+        };
+        let engine = match &args.cluster {
+            None => QueryEngine::open(loc, options).await,
+            Some(scheduler) => open_cluster(loc, options, scheduler).await?,
+        }
         .with_context(|| format!("reading the commits of {}", args.store))?;
         match script {
             Some(script) => {
@@ -125,6 +131,27 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
             None => repl(&engine, args).await,
         }
     })
+}
+
+/// An engine whose statements run on the Ballista cluster at `scheduler`.
+#[cfg(feature = "cluster")]
+async fn open_cluster(
+    loc: genai_audit_store::StoreLocation,
+    options: QueryOptions,
+    scheduler: &str,
+) -> Result<genai_audit_query::Result<QueryEngine>> {
+    Ok(QueryEngine::open_cluster(loc, options, scheduler).await)
+}
+
+#[cfg(not(feature = "cluster"))]
+async fn open_cluster(
+    _loc: genai_audit_store::StoreLocation,
+    _options: QueryOptions,
+    _scheduler: &str,
+) -> Result<genai_audit_query::Result<QueryEngine>> {
+    bail!(
+        "--cluster needs a genai-audit built with the cargo feature `cluster` (cargo build --features cluster)"
+    )
 }
 
 /// "no audit records in <store>: nothing committed yet", or the same for one tenant.

@@ -16,6 +16,8 @@ use genai_audit_core::HashKey;
 use genai_audit_store::StoreLocation;
 use tokio::sync::Mutex;
 
+#[cfg(feature = "cluster")]
+use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::manifests::Manifests;
 use crate::table::{AUDIT_LOG_TABLE, AuditLogTable, LiveFile, live_files};
@@ -68,6 +70,9 @@ pub struct QueryEngine {
     tenant: Option<String>,
     table: Arc<AuditLogTable>,
     manifests: Mutex<Manifests>,
+    /// Set when statements run on a Ballista cluster.
+    #[cfg(feature = "cluster")]
+    cluster: Option<Cluster>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -83,22 +88,51 @@ impl std::fmt::Debug for QueryEngine {
 impl QueryEngine {
     /// Opens a session over the store at `loc` and reads its commits.
     pub async fn open(loc: StoreLocation, options: QueryOptions) -> Result<Self> {
-        let mut config = SessionConfig::new()
-            .with_information_schema(true)
-            // Pruning inside the files left after file pruning: row groups by statistics,
-            // pages by the page index, row groups by the bloom filters on trace_id, user_id and
-            // session_id (point lookups), then filters evaluated while decoding so only the
-            // matching rows of the other columns are materialized.
-            .set_bool("datafusion.execution.parquet.enable_page_index", true)
-            .set_bool("datafusion.execution.parquet.bloom_filter_on_read", true)
-            .set_bool("datafusion.execution.parquet.pushdown_filters", true)
-            .set_bool("datafusion.execution.parquet.reorder_filters", true)
-            // Error positions (line, column) in the SQL.
-            .set_bool("datafusion.sql_parser.collect_spans", true);
-        if let Some(n) = options.target_partitions {
-            config = config.with_target_partitions(n.max(1));
-        }
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = SessionContext::new_with_config(session_config(&options));
+        Self::with_context(ctx, loc, options).await
+    }
+
+    /// Like [`Self::open`], but statements run on the Apache DataFusion Ballista cluster whose
+    /// scheduler is at `scheduler` (`df://HOST:PORT`). The scheduler and executors read the
+    /// store's files themselves: see the [`cluster`](crate#cluster) section of the crate docs
+    /// for what they need. Nothing is sent before the first statement.
+    #[cfg(feature = "cluster")]
+    pub async fn open_cluster(
+        loc: StoreLocation,
+        options: QueryOptions,
+        scheduler: &str,
+    ) -> Result<Self> {
+        let cluster = Cluster::new(&loc)?;
+        let ctx = crate::cluster::remote_context(scheduler, session_config(&options)).await?;
+        let mut engine = Self::with_context(ctx, loc, options).await?;
+        engine.cluster = Some(cluster);
+        Ok(engine)
+    }
+
+    /// Like [`Self::open_cluster`], on a Ballista scheduler and executor started in this
+    /// process: the same serialized plans and the same code paths as a real cluster, for tests.
+    #[cfg(feature = "cluster-standalone")]
+    pub async fn open_standalone(loc: StoreLocation, options: QueryOptions) -> Result<Self> {
+        let cluster = Cluster::new(&loc)?;
+        let ctx = crate::cluster::standalone_context(session_config(&options)).await?;
+        let mut engine = Self::with_context(ctx, loc, options).await?;
+        engine.cluster = Some(cluster);
+        Ok(engine)
+    }
+
+    /// Whether statements run on a Ballista cluster.
+    pub fn is_cluster(&self) -> bool {
+        #[cfg(feature = "cluster")]
+        return self.cluster.is_some();
+        #[cfg(not(feature = "cluster"))]
+        false
+    }
+
+    async fn with_context(
+        ctx: SessionContext,
+        loc: StoreLocation,
+        options: QueryOptions,
+    ) -> Result<Self> {
         let url = ObjectStoreUrl::parse(STORE_URL)?;
         ctx.register_object_store(url.as_ref(), Arc::clone(&loc.store));
         let table = Arc::new(AuditLogTable::new(url));
@@ -113,6 +147,8 @@ impl QueryEngine {
             tenant: options.tenant,
             table,
             manifests: Mutex::new(Manifests::default()),
+            #[cfg(feature = "cluster")]
+            cluster: None,
         };
         engine.refresh().await?;
         Ok(engine)
@@ -180,6 +216,16 @@ impl QueryEngine {
         read_only()
             .verify_plan(&plan)
             .map_err(|e| Error::ReadOnly(plain_message(e)))?;
+        #[cfg(feature = "cluster")]
+        let plan = match &self.cluster {
+            // The cluster gets a plan it can deserialize: the optimizer first pushes the
+            // filters into the scans, which the rewrite uses to prune files.
+            Some(cluster) => {
+                let state = self.ctx.state();
+                cluster.rewrite(&state, state.optimize(&plan)?)?
+            }
+            None => plan,
+        };
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
@@ -199,6 +245,26 @@ impl QueryEngine {
         });
         Ok(out.into_iter().collect())
     }
+}
+
+/// The session settings of every engine, in process or on a cluster.
+fn session_config(options: &QueryOptions) -> SessionConfig {
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        // Pruning inside the files left after file pruning: row groups by statistics,
+        // pages by the page index, row groups by the bloom filters on trace_id, user_id and
+        // session_id (point lookups), then filters evaluated while decoding so only the
+        // matching rows of the other columns are materialized.
+        .set_bool("datafusion.execution.parquet.enable_page_index", true)
+        .set_bool("datafusion.execution.parquet.bloom_filter_on_read", true)
+        .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+        .set_bool("datafusion.execution.parquet.reorder_filters", true)
+        // Error positions (line, column) in the SQL.
+        .set_bool("datafusion.sql_parser.collect_spans", true);
+    if let Some(n) = options.target_partitions {
+        config = config.with_target_partitions(n.max(1));
+    }
+    config
 }
 
 /// The options every statement is checked against: no DDL, no DML (`INSERT`, `UPDATE`,

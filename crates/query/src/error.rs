@@ -42,6 +42,10 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// The cluster (`--cluster`) cannot be used as asked: a scheduler URL that is not
+    /// `df://HOST:PORT`, or a store URL the cluster cannot address.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// Planning or running the query failed (SQL syntax, unknown column, type error, …).
     /// [`DataFusionError::diagnostic`] may locate it in the SQL: see [`crate::render_error`].
     #[error(transparent)]

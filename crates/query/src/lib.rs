@@ -27,6 +27,20 @@
 //!   'EMAIL')`), plus `audit_hash(text)`, the keyed hash the collector stores in `prompt_hash`
 //!   and `response_hash`, and `audit_hash_key_id()` (see [`udf`]).
 //!
+//! ## Cluster
+//!
+//! With the cargo feature `cluster`, [`QueryEngine::open_cluster`] runs the same statements on
+//! an Apache DataFusion [Ballista] cluster (`df://HOST:PORT`): the client reads the manifests
+//! and prunes files as in process, then sends each scan of `audit_log` as listing tables over
+//! the committed files' URLs, which the scheduler and executors read from the store
+//! themselves. A local store must be mounted at the same path on every executor; an object
+//! store is read with the executors' own credentials. `audit_hash('literal')` is folded on the
+//! client and works; `audit_hash(column)` does not (the executors do not have the key).
+//! `cluster-standalone` adds [`QueryEngine::open_standalone`], an in-process scheduler and
+//! executor for tests.
+//!
+//! [Ballista]: https://datafusion.apache.org/ballista/
+//!
 //! ## Main types
 //!
 //! - [`QueryEngine`]: opens a session over a [`StoreLocation`](genai_audit_store::StoreLocation)
@@ -67,6 +81,8 @@
 //! [DataFusion]: https://datafusion.apache.org
 
 mod alerts_table;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod describe;
 mod engine;
 mod error;

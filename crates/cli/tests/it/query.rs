@@ -242,3 +242,19 @@ fn the_prompt_runs_multi_line_statements_and_describes_columns() {
         describe(&out)
     );
 }
+
+/// Without the `cluster` feature, `--cluster` says how to get it instead of running locally.
+#[cfg(not(feature = "cluster"))]
+#[test]
+fn cluster_needs_the_cluster_feature() {
+    let (dir, store) = imported_store();
+    let out = query_in(
+        dir.path(),
+        &store,
+        &["--cluster", "df://localhost:50050", "SELECT 1"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cargo feature `cluster`"), "{err}");
+    assert!(out.stdout.is_empty());
+}

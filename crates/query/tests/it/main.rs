@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[cfg(feature = "cluster-standalone")]
+mod cluster;
 mod common;
 mod errors;
 mod hash;
