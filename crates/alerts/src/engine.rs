@@ -10,8 +10,8 @@
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use chrono::Datelike;
-use genai_audit_core::{AuditRecord, CostSource, Status, Usd};
+use genai_audit_core::{AuditRecord, CostSource, DataClassification, Status, Usd};
+use hashbrown::hash_map::EntryRef;
 use hashbrown::{Equivalent, HashMap};
 use rustc_hash::FxBuildHasher;
 
@@ -89,7 +89,15 @@ impl KeyRef<'_> {
 
 /// State of one rule for one key.
 #[derive(Debug, Clone)]
-enum Slot {
+struct Slot {
+    /// When this rule last fired for this key (`i64::MIN`: not seen): a cache of the
+    /// suppression map, so that a key in breach is suppressed without a second lookup.
+    last_fired_us: i64,
+    state: SlotState,
+}
+
+#[derive(Debug, Clone)]
+enum SlotState {
     Window(Ring),
     Budget { period: i32, total: Usd },
 }
@@ -164,11 +172,120 @@ pub struct Engine {
     metrics: Arc<AlertMetrics>,
 }
 
-/// What fired, before suppression.
-struct Firing {
-    value: Option<f64>,
-    threshold: Option<f64>,
-    message: String,
+/// What fired, before suppression: the figures of the alert's value, threshold and message,
+/// turned into them only once the firing passes suppression (a key in breach fires on every
+/// record, and formatting each of those would cost more than the rules).
+enum Firing {
+    Latency {
+        ms: f64,
+        max_ms: f64,
+    },
+    LargePrompt {
+        tokens: i64,
+        max: i64,
+    },
+    Pii {
+        min: DataClassification,
+    },
+    Unpriced,
+    ContentCaptured,
+    Cel,
+    Volume {
+        calls: u32,
+        window_s: i64,
+        max: u64,
+    },
+    ErrorRate {
+        errors: u32,
+        calls: u32,
+        ratio: f64,
+        window_s: i64,
+        max_ratio: f64,
+    },
+    Budget {
+        period: Period,
+        total: Usd,
+        max: Usd,
+    },
+}
+
+impl Firing {
+    /// The measured value that crossed the threshold.
+    fn value(&self) -> Option<f64> {
+        match *self {
+            Firing::Latency { ms, .. } => Some(ms),
+            Firing::LargePrompt { tokens, .. } => Some(tokens as f64),
+            Firing::Volume { calls, .. } => Some(f64::from(calls)),
+            Firing::ErrorRate { ratio, .. } => Some(ratio),
+            Firing::Budget { total, .. } => Some(usd_f64(total)),
+            Firing::Pii { .. } | Firing::Unpriced | Firing::ContentCaptured | Firing::Cel => None,
+        }
+    }
+
+    /// The rule's threshold, in the unit of [`Firing::value`].
+    fn threshold(&self) -> Option<f64> {
+        match *self {
+            Firing::Latency { max_ms, .. } => Some(max_ms),
+            Firing::LargePrompt { max, .. } => Some(max as f64),
+            Firing::Volume { max, .. } => Some(max as f64),
+            Firing::ErrorRate { max_ratio, .. } => Some(max_ratio),
+            Firing::Budget { max, .. } => Some(usd_f64(max)),
+            Firing::Pii { .. } | Firing::Unpriced | Firing::ContentCaptured | Firing::Cel => None,
+        }
+    }
+
+    fn render(&self, rule: &Rule, r: &AuditRecord) -> String {
+        match *self {
+            Firing::Latency { ms, max_ms } => format!("call took {ms:.0} ms (max {max_ms} ms)"),
+            Firing::LargePrompt { tokens, max } => {
+                format!("prompt of {tokens} input tokens (max {max})")
+            }
+            Firing::Pii { min } => format!(
+                "PII ({}) in a {} call (alerting from {min})",
+                r.pii_types.join(", "),
+                r.data_classification
+            ),
+            Firing::Unpriced => format!(
+                "no price for model {} of provider {}",
+                r.response_model
+                    .as_deref()
+                    .or(r.request_model.as_deref())
+                    .unwrap_or("(none)"),
+                r.provider.as_deref().unwrap_or("(none)")
+            ),
+            Firing::ContentCaptured => format!(
+                "prompt or response content captured for tenant {}, whose capture is disabled",
+                r.tenant
+            ),
+            Firing::Cel => match &rule.check {
+                Check::Cel { expression } => format!("matched {expression}"),
+                _ => String::new(),
+            },
+            Firing::Volume {
+                calls,
+                window_s,
+                max,
+            } => format!("{calls} calls in the last {window_s} s (max {max})"),
+            Firing::ErrorRate {
+                errors,
+                calls,
+                ratio,
+                window_s,
+                max_ratio,
+            } => format!(
+                "{errors} errors in {calls} calls ({:.1} %) in the last {window_s} s (max {:.1} %)",
+                ratio * 100.0,
+                max_ratio * 100.0
+            ),
+            Firing::Budget { period, total, max } => format!(
+                "spend this {} is {total} USD (budget {max} USD)",
+                match period {
+                    Period::Day => "day",
+                    Period::Month => "month",
+                }
+            ),
+        }
+    }
 }
 
 fn key_value(r: &AuditRecord, kind: KeyKind) -> Option<&str> {
@@ -184,10 +301,23 @@ fn period_of(start_us: i64, p: Period) -> i32 {
     let day = start_us.div_euclid(DAY_US);
     match p {
         Period::Day => day as i32,
-        Period::Month => chrono::DateTime::from_timestamp_micros(day * DAY_US)
-            .map(|d| d.year() * 12 + d.month0() as i32)
-            .unwrap_or(i32::MIN),
+        Period::Month => month_of_day(day),
     }
+}
+
+/// `year * 12 + month0` of a day counted from 1970-01-01 (UTC), by Howard Hinnant's
+/// civil-from-days arithmetic: a budget rule asks it for every priced record, and chrono's
+/// calendar conversion cost more than the rule itself.
+fn month_of_day(day: i64) -> i32 {
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097; // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365], from March 1st
+    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
+    let month0 = if mp < 10 { mp + 2 } else { mp - 10 };
+    let year = yoe + era * 400 + i64::from(month0 < 2);
+    i32::try_from(year * 12 + month0).unwrap_or(i32::MIN)
 }
 
 impl Engine {
@@ -318,8 +448,8 @@ impl Engine {
                     continue;
                 };
                 for (slot, &ri) in ks.slots.iter_mut().zip(&group.rules) {
-                    if let (Slot::Budget { period, total }, Check::Budget { period: p, .. }) =
-                        (slot, &self.rules[ri].check)
+                    if let (SlotState::Budget { period, total }, Check::Budget { period: p, .. }) =
+                        (&mut slot.state, &self.rules[ri].check)
                     {
                         let pid = period_of(s.start_us, *p);
                         if pid != period_of(now_us, *p) {
@@ -343,9 +473,9 @@ impl Engine {
         let pos = self.groups[g].rules.iter().position(|&x| x == ri)?;
         let st = self.lock();
         let ks = st.keys[g].get(&KeyRef { tenant, value: key })?;
-        match &ks.slots[pos] {
-            Slot::Budget { total, .. } => Some(*total),
-            Slot::Window(_) => None,
+        match &ks.slots[pos].state {
+            SlotState::Budget { total, .. } => Some(*total),
+            SlotState::Window(_) => None,
         }
     }
 
@@ -362,32 +492,42 @@ impl Engine {
         now_us: i64,
         max_keys: usize,
     ) -> Option<&'m mut KeyState> {
-        // Two lookups only for a new key: the common case (key known) borrows, never allocates.
-        if map.contains_key(&key) {
-            let ks = map.get_mut(&key)?;
-            ks.last_us = now_us;
-            return Some(ks);
-        }
-        if max_keys != 0 && map.len() >= max_keys {
+        // One lookup; only a new key allocates.
+        let full = max_keys != 0 && map.len() >= max_keys;
+        let vacant = match map.entry_ref(&key) {
+            EntryRef::Occupied(o) => {
+                let ks = o.into_mut();
+                ks.last_us = now_us;
+                return Some(ks);
+            }
+            EntryRef::Vacant(v) => v,
+        };
+        if full {
             return None;
         }
         let slots = group
             .rules
             .iter()
-            .map(|&ri| match &rules[ri].check {
-                Check::RequestVolume { window_us, .. } | Check::ErrorRate { window_us, .. } => {
-                    Slot::Window(Ring::new(now_us, window_us / BUCKETS as i64))
-                }
-                _ => Slot::Budget {
-                    period: i32::MIN,
-                    total: Usd::ZERO,
+            .map(|&ri| Slot {
+                last_fired_us: i64::MIN,
+                state: match &rules[ri].check {
+                    Check::RequestVolume { window_us, .. } | Check::ErrorRate { window_us, .. } => {
+                        SlotState::Window(Ring::new(now_us, window_us / BUCKETS as i64))
+                    }
+                    _ => SlotState::Budget {
+                        period: i32::MIN,
+                        total: Usd::ZERO,
+                    },
                 },
             })
             .collect();
-        Some(map.entry(key.to_owned_key()).or_insert(KeyState {
-            last_us: now_us,
-            slots,
-        }))
+        Some(vacant.insert_with_key(
+            key.to_owned_key(),
+            KeyState {
+                last_us: now_us,
+                slots,
+            },
+        ))
     }
 
     /// Evaluates every rule on `records`; alerts that pass suppression are appended to `out`.
@@ -401,7 +541,7 @@ impl Engine {
             let now = r.ingest_time_us;
             for &ri in &self.per_record {
                 if let Some(f) = self.check_record(ri, r) {
-                    self.fire(st, ri, r, now, f, out);
+                    self.fire(&mut st.fired, ri, r, now, f, out);
                 }
             }
             for (g, group) in self.groups.iter().enumerate() {
@@ -419,21 +559,24 @@ impl Engine {
                 {
                     self.sweep(st, now);
                 }
+                let State { keys, fired, .. } = &mut *st;
                 let Some(ks) =
-                    Self::slots(&self.rules, group, &mut st.keys[g], key, now, self.max_keys)
+                    Self::slots(&self.rules, group, &mut keys[g], key, now, self.max_keys)
                 else {
                     self.metrics.key_untracked();
                     continue;
                 };
-                // Firings are collected first: `fire` needs the state mutably too.
-                let mut fired: Option<Vec<(usize, Firing)>> = None;
                 for (slot, &ri) in ks.slots.iter_mut().zip(&group.rules) {
-                    if let Some(f) = Self::update(&self.rules[ri], slot, r, now) {
-                        fired.get_or_insert_with(Vec::new).push((ri, f));
+                    let rule = &self.rules[ri];
+                    let Some(f) = Self::update(rule, &mut slot.state, r, now) else {
+                        continue;
+                    };
+                    // A key in breach fires on every record: most firings end here.
+                    if now.saturating_sub(slot.last_fired_us) < rule.suppress_us {
+                        self.metrics.suppressed(ri);
+                        continue;
                     }
-                }
-                for (ri, f) in fired.into_iter().flatten() {
-                    self.fire(st, ri, r, now, f, out);
+                    slot.last_fired_us = self.fire(fired, ri, r, now, f, out);
                 }
             }
             if now - st.last_sweep_us >= SWEEP_EVERY_US {
@@ -447,62 +590,31 @@ impl Engine {
         let rule = &self.rules[ri];
         let call = r.span_kind.is_provider_call();
         match &rule.check {
-            Check::Latency { max_ms } => (call && r.duration_ms > *max_ms).then(|| Firing {
-                value: Some(r.duration_ms),
-                threshold: Some(*max_ms),
-                message: format!("call took {:.0} ms (max {max_ms} ms)", r.duration_ms),
-            }),
+            Check::Latency { max_ms } => {
+                (call && r.duration_ms > *max_ms).then_some(Firing::Latency {
+                    ms: r.duration_ms,
+                    max_ms: *max_ms,
+                })
+            }
             Check::LargePrompt { max_tokens } => {
                 let tokens = r.input_tokens.filter(|t| call && t > max_tokens)?;
-                Some(Firing {
-                    value: Some(tokens as f64),
-                    threshold: Some(*max_tokens as f64),
-                    message: format!("prompt of {tokens} input tokens (max {max_tokens})"),
+                Some(Firing::LargePrompt {
+                    tokens,
+                    max: *max_tokens,
                 })
             }
-            Check::Pii { min } => {
-                (r.pii_detected && r.data_classification >= *min).then(|| Firing {
-                    value: None,
-                    threshold: None,
-                    message: format!(
-                        "PII ({}) in a {} call (alerting from {min})",
-                        r.pii_types.join(", "),
-                        r.data_classification
-                    ),
-                })
-            }
+            Check::Pii { min } => (r.pii_detected && r.data_classification >= *min)
+                .then_some(Firing::Pii { min: *min }),
             Check::UnpricedModel => {
-                (call && r.cost_source == Some(CostSource::Unpriced)).then(|| Firing {
-                    value: None,
-                    threshold: None,
-                    message: format!(
-                        "no price for model {} of provider {}",
-                        r.response_model
-                            .as_deref()
-                            .or(r.request_model.as_deref())
-                            .unwrap_or("(none)"),
-                        r.provider.as_deref().unwrap_or("(none)")
-                    ),
-                })
+                (call && r.cost_source == Some(CostSource::Unpriced)).then_some(Firing::Unpriced)
             }
             Check::ContentCaptured { all, tenants } => (r.content_captured
                 && (*all || tenants.iter().any(|t| **t == *r.tenant)))
-            .then(|| Firing {
-                value: None,
-                threshold: None,
-                message: format!(
-                    "prompt or response content captured for tenant {}, whose capture is disabled",
-                    r.tenant
-                ),
-            }),
-            Check::Cel { expression } => {
+            .then_some(Firing::ContentCaptured),
+            Check::Cel { .. } => {
                 let cel = rule.cel.as_ref()?;
                 match cel.eval(r) {
-                    Tri::True => Some(Firing {
-                        value: None,
-                        threshold: None,
-                        message: format!("matched {expression}"),
-                    }),
+                    Tri::True => Some(Firing::Cel),
                     Tri::False => None,
                     Tri::Error => {
                         self.metrics.rule_error(ri);
@@ -515,20 +627,17 @@ impl Engine {
     }
 
     /// Windowed and budget rules: count the record in the key's state, then check.
-    fn update(rule: &Rule, slot: &mut Slot, r: &AuditRecord, now: i64) -> Option<Firing> {
+    fn update(rule: &Rule, slot: &mut SlotState, r: &AuditRecord, now: i64) -> Option<Firing> {
         match (&rule.check, slot) {
-            (Check::RequestVolume { window_us, max }, Slot::Window(ring)) => {
+            (Check::RequestVolume { window_us, max }, SlotState::Window(ring)) => {
                 if !r.span_kind.is_provider_call() {
                     return None;
                 }
                 let (calls, _) = ring.add(now, window_us / BUCKETS as i64, false);
-                (u64::from(calls) > *max).then(|| Firing {
-                    value: Some(f64::from(calls)),
-                    threshold: Some(*max as f64),
-                    message: format!(
-                        "{calls} calls in the last {} s (max {max})",
-                        window_us / 1_000_000
-                    ),
+                (u64::from(calls) > *max).then(|| Firing::Volume {
+                    calls,
+                    window_s: window_us / 1_000_000,
+                    max: *max,
                 })
             }
             (
@@ -537,7 +646,7 @@ impl Engine {
                     max_ratio,
                     min_requests,
                 },
-                Slot::Window(ring),
+                SlotState::Window(ring),
             ) => {
                 if !r.span_kind.is_provider_call() {
                     return None;
@@ -545,18 +654,17 @@ impl Engine {
                 let error = r.status == Status::Error;
                 let (calls, errors) = ring.add(now, window_us / BUCKETS as i64, error);
                 let ratio = f64::from(errors) / f64::from(calls.max(1));
-                (u64::from(calls) >= *min_requests && ratio > *max_ratio).then(|| Firing {
-                    value: Some(ratio),
-                    threshold: Some(*max_ratio),
-                    message: format!(
-                        "{errors} errors in {calls} calls ({:.1} %) in the last {} s (max {:.1} %)",
-                        ratio * 100.0,
-                        window_us / 1_000_000,
-                        max_ratio * 100.0
-                    ),
+                (u64::from(calls) >= *min_requests && ratio > *max_ratio).then(|| {
+                    Firing::ErrorRate {
+                        errors,
+                        calls,
+                        ratio,
+                        window_s: window_us / 1_000_000,
+                        max_ratio: *max_ratio,
+                    }
                 })
             }
-            (Check::Budget { max, period: p }, Slot::Budget { period, total }) => {
+            (Check::Budget { max, period: p }, SlotState::Budget { period, total }) => {
                 let cost = r.total_cost_usd?;
                 let pid = period_of(r.start_time_us, *p);
                 if pid < *period {
@@ -568,34 +676,27 @@ impl Engine {
                     *total = Usd::ZERO;
                 }
                 *total = total.checked_add(cost).unwrap_or(*total);
-                (*total > *max).then(|| Firing {
-                    value: Some(usd_f64(*total)),
-                    threshold: Some(usd_f64(*max)),
-                    message: format!(
-                        "spend this {} is {} USD (budget {} USD)",
-                        match p {
-                            Period::Day => "day",
-                            Period::Month => "month",
-                        },
-                        total,
-                        max
-                    ),
+                (*total > *max).then_some(Firing::Budget {
+                    period: *p,
+                    total: *total,
+                    max: *max,
                 })
             }
             _ => None,
         }
     }
 
-    /// Suppression, then the alert.
+    /// Suppression, then the alert. Returns when the rule last fired for this key (`now` if it
+    /// fires now).
     fn fire(
         &self,
-        st: &mut State,
+        fired: &mut HashMap<SuppressKey, i64, FxBuildHasher>,
         ri: usize,
         r: &AuditRecord,
         now: i64,
         f: Firing,
         out: &mut Vec<Alert>,
-    ) {
+    ) -> i64 {
         let rule = &self.rules[ri];
         let key = KeyRef {
             tenant: &r.tenant,
@@ -605,14 +706,14 @@ impl Engine {
             rule: ri as u32,
             key,
         };
-        if let Some(last) = st.fired.get_mut(&sref) {
+        if let Some(last) = fired.get_mut(&sref) {
             if now - *last < rule.suppress_us {
                 self.metrics.suppressed(ri);
-                return;
+                return *last;
             }
             *last = now;
         } else {
-            st.fired.insert(
+            fired.insert(
                 SuppressKey {
                     rule: ri as u32,
                     key: key.to_owned_key(),
@@ -630,11 +731,12 @@ impl Engine {
             key_kind: rule.key,
             key: key.value.to_owned(),
             fired_at_us: now,
-            value: f.value,
-            threshold: f.threshold,
-            message: f.message,
+            value: f.value(),
+            threshold: f.threshold(),
+            message: f.render(rule, r),
             record_ids: vec![r.record_id.clone()],
         });
+        now
     }
 
     /// Drops keys idle past every window of their rules, and suppressions that expired.
@@ -650,5 +752,26 @@ impl Engine {
         st.fired
             .retain(|k, at| now - *at < rules[k.rule as usize].suppress_us);
         self.metrics.set_keys(keys as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Datelike, NaiveDate};
+
+    use super::*;
+
+    #[test]
+    fn month_of_day_matches_the_calendar() {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+        // 1900-01-01 ..= 2100-12-31: leap years, centuries, 2000, month ends.
+        for day in -25_567..=47_846 {
+            let date = epoch + chrono::Duration::days(day);
+            assert_eq!(
+                month_of_day(day),
+                date.year() * 12 + date.month0() as i32,
+                "{date}"
+            );
+        }
     }
 }
