@@ -36,7 +36,7 @@ use clap::Parser;
 use genai_audit_query::datafusion::arrow::record_batch::RecordBatch;
 use genai_audit_query::datafusion::arrow::util::display::array_value_to_string;
 use genai_audit_query::datafusion::arrow::util::pretty::pretty_format_batches;
-use genai_audit_query::report::compliance::{COMPLIANCE_PII_SQL, COMPLIANCE_SQL};
+use genai_audit_query::report::compliance::{COMPLIANCE_CALLS_SQL, COMPLIANCE_PII_SQL};
 use genai_audit_query::report::{self, Scope};
 use genai_audit_query::{QueryEngine, QueryOptions, split_statements};
 use genai_audit_store::StoreLocation;
@@ -379,9 +379,10 @@ async fn explain(engine: &QueryEngine, w: &Workload, from: i64, to: i64) -> Resu
             .chain(statements)
             .map(|s| render(s, Dialect::DataFusion, from, to))
             .collect(),
+        // The facet query reads the materialized calls, which only the report has.
         Engine::ComplianceReport => {
             let scope = scope(from, to);
-            [COMPLIANCE_SQL, COMPLIANCE_PII_SQL]
+            [COMPLIANCE_CALLS_SQL, COMPLIANCE_PII_SQL]
                 .iter()
                 .map(|s| scope.apply(s))
                 .collect()
