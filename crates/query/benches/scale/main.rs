@@ -8,9 +8,11 @@
 //!    real normalizer, committer and compaction, cached in
 //!    `~/.cache/genai-audit-bench/<shape>` so reruns skip it (`--cache-dir` to move it).
 //! 2. Runs the workloads of `queries.rs` (subject lookup, one-day and 30-day compliance
-//!    report, cost by model by day) with [`QueryEngine`] as `genai-audit query` opens it, and
-//!    with DuckDB (the Python package, `duckdb_runner.py`) over the committed files with hive
-//!    partitioning. Cold-ish = the first run on a fresh engine / connection (the OS page cache
+//!    report, cost by model by day) with [`QueryEngine`] as `genai-audit query` and
+//!    `genai-audit report` open it (the compliance report is the real `report::compliance`),
+//!    and with DuckDB (the Python package, `duckdb_runner.py`) over the committed files with
+//!    hive partitioning, the two engines taking turns workload by workload so that a change in
+//!    the machine's load weighs on both. Cold-ish = the first run on a fresh engine / connection (the OS page cache
 //!    is not dropped); warm = the median of `--runs` runs after it.
 //! 3. Prints a table with the DataFusion / DuckDB ratios and the goals (subject lookup
 //!    ≤ 300 ms, 30-day report ≤ 2 s, no workload slower than DuckDB), and checks that both
@@ -34,11 +36,13 @@ use clap::Parser;
 use genai_audit_query::datafusion::arrow::record_batch::RecordBatch;
 use genai_audit_query::datafusion::arrow::util::display::array_value_to_string;
 use genai_audit_query::datafusion::arrow::util::pretty::pretty_format_batches;
-use genai_audit_query::{QueryEngine, QueryOptions};
+use genai_audit_query::report::compliance::{COMPLIANCE_CALLS_SQL, COMPLIANCE_PII_SQL};
+use genai_audit_query::report::{self, Scope};
+use genai_audit_query::{QueryEngine, QueryOptions, split_statements};
 use genai_audit_store::StoreLocation;
 
-use crate::generate::{COMPLETE, Shape};
-use crate::queries::{Dialect, Workload, render, workloads};
+use crate::generate::{COMPLETE, DAY_US, DAY0_US, Shape};
+use crate::queries::{Dialect, Engine, Workload, middle_day, render, workloads};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -81,6 +85,15 @@ struct Opts {
     /// Print DataFusion's EXPLAIN ANALYZE of every statement (profiling).
     #[arg(long)]
     explain: bool,
+    /// DataFusion session option for every engine, `KEY=VALUE` (repeatable; profiling), e.g.
+    /// `datafusion.execution.batch_size=16384`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
+    /// Instead of the workloads: time the statements of this SQL file on genai-audit's engine
+    /// only (`{from}` / `{to}` are the whole period, `{day_from}` / `{day_to}` the middle day;
+    /// profiling).
+    #[arg(long)]
+    sql_file: Option<PathBuf>,
 }
 
 /// Timings and result of one workload on one engine.
@@ -153,8 +166,18 @@ async fn run(mut opts: Opts) -> Result<()> {
         ..QueryOptions::default()
     };
     let loc = StoreLocation::local(&dir).context("store")?;
+    let open = || async {
+        let engine = QueryEngine::open(loc.clone(), options()).await?;
+        for s in &opts.settings {
+            let Some((k, v)) = s.split_once('=') else {
+                bail!("--set {s}: expected KEY=VALUE");
+            };
+            engine.collect(&format!("SET {k} = '{v}'")).await?;
+        }
+        Ok::<_, anyhow::Error>(engine)
+    };
     let started = Instant::now();
-    let engine = QueryEngine::open(loc.clone(), options()).await?;
+    let engine = open().await?;
     let open_ms = started.elapsed().as_secs_f64() * 1000.0;
     let summary = engine.summary();
     println!(
@@ -169,6 +192,21 @@ async fn run(mut opts: Opts) -> Result<()> {
         summary.days,
     );
 
+    // What every statement pays before planning: the manifest refresh (one LIST).
+    let started = Instant::now();
+    for _ in 0..20 {
+        engine.refresh().await?;
+    }
+    println!(
+        "manifest refresh (per statement): {:.2} ms; load average {}",
+        started.elapsed().as_secs_f64() * 1000.0 / 20.0,
+        load_average()
+    );
+
+    if let Some(file) = &opts.sql_file {
+        return time_sql_file(&engine, file, &shape, opts.runs, opts.explain).await;
+    }
+
     let subject = generate::subject(&shape);
     let selected: Vec<(Workload, i64, i64)> = workloads(shape.days, &subject)
         .into_iter()
@@ -179,10 +217,12 @@ async fn run(mut opts: Opts) -> Result<()> {
         })
         .collect();
 
+    let files: Vec<PathBuf> = engine.files().iter().map(|f| dir.join(&f.key)).collect();
     let mut df = Vec::new();
+    let mut duck = Vec::new();
     for (w, from, to) in &selected {
         // Cold-ish: a fresh engine's first run.
-        let fresh = QueryEngine::open(loc.clone(), options()).await?;
+        let fresh = open().await?;
         let (cold, rows, first) = run_datafusion(&fresh, w, *from, *to).await?;
         let mut m = Measured {
             cold_ms: cold.as_secs_f64() * 1000.0,
@@ -194,19 +234,31 @@ async fn run(mut opts: Opts) -> Result<()> {
             let (t, _, _) = run_datafusion(&engine, w, *from, *to).await?;
             m.warm_ms.push(t.as_secs_f64() * 1000.0);
         }
-        eprintln!("  datafusion {}: {:.0} ms (median)", w.name, m.median());
+        eprintln!(
+            "  datafusion {}: {:.0} ms (median; load average {})",
+            w.name,
+            m.median(),
+            load_average()
+        );
         if opts.explain {
             explain(&engine, w, *from, *to).await?;
         }
         df.push(m);
+        // DuckDB right after, on the same workload.
+        if !opts.no_duckdb {
+            let k = run_duckdb(&files, &[(w.clone(), *from, *to)], opts.runs, opts.threads)?;
+            if let Some(k) = k.into_iter().next() {
+                eprintln!(
+                    "  duckdb     {}: {:.0} ms (median; load average {})",
+                    w.name,
+                    k.median(),
+                    load_average()
+                );
+                duck.push(k);
+            }
+        }
     }
-
-    let duck = if opts.no_duckdb {
-        None
-    } else {
-        let files: Vec<PathBuf> = engine.files().iter().map(|f| dir.join(&f.key)).collect();
-        Some(run_duckdb(&files, &selected, opts.runs, opts.threads)?)
-    };
+    let duck = (!opts.no_duckdb).then_some(duck);
 
     if smoke {
         println!("smoke run (tiny store, test profile): the timings mean nothing");
@@ -278,7 +330,16 @@ async fn run_datafusion(
     to: i64,
 ) -> Result<(Duration, usize, String)> {
     let started = Instant::now();
-    if let Some(calls) = &w.calls {
+    let (calls, statements) = match &w.datafusion {
+        Engine::Sql { calls, statements } => (calls, statements),
+        Engine::ComplianceReport => {
+            // As `genai-audit report` runs it on a freshly refreshed engine.
+            engine.refresh().await?;
+            let report = report::compliance(engine.context(), &scope(from, to)).await?;
+            return Ok((started.elapsed(), 1, report.totals.requests.to_string()));
+        }
+    };
+    if let Some(calls) = calls {
         let sql = render(calls, Dialect::DataFusion, from, to);
         let table = engine.sql(&sql).await?.cache().await?;
         let ctx = engine.context();
@@ -286,7 +347,7 @@ async fn run_datafusion(
         ctx.register_table("calls", table.into_view())?;
     }
     let mut last: Vec<RecordBatch> = Vec::new();
-    for s in &w.statements {
+    for s in statements {
         let sql = render(s, Dialect::DataFusion, from, to);
         last = engine
             .collect(&sql)
@@ -302,13 +363,33 @@ async fn run_datafusion(
     Ok((elapsed, rows, first))
 }
 
+/// The report scope of `[from, to)`, all tenants.
+fn scope(from: i64, to: i64) -> Scope {
+    Scope {
+        from: chrono::DateTime::from_timestamp_micros(from),
+        to: chrono::DateTime::from_timestamp_micros(to),
+        tenant: None,
+    }
+}
+
 async fn explain(engine: &QueryEngine, w: &Workload, from: i64, to: i64) -> Result<()> {
-    let statements = w.calls.iter().chain(&w.statements);
+    let statements: Vec<String> = match &w.datafusion {
+        Engine::Sql { calls, statements } => calls
+            .iter()
+            .chain(statements)
+            .map(|s| render(s, Dialect::DataFusion, from, to))
+            .collect(),
+        // The facet query reads the materialized calls, which only the report has.
+        Engine::ComplianceReport => {
+            let scope = scope(from, to);
+            [COMPLIANCE_CALLS_SQL, COMPLIANCE_PII_SQL]
+                .iter()
+                .map(|s| scope.apply(s))
+                .collect()
+        }
+    };
     for s in statements {
-        let sql = format!(
-            "EXPLAIN ANALYZE {}",
-            render(s, Dialect::DataFusion, from, to)
-        );
+        let sql = format!("EXPLAIN ANALYZE {s}");
         let out = engine.collect(&sql).await?;
         println!("--- {}\n{}", w.name, pretty_format_batches(&out)?);
     }
@@ -327,8 +408,8 @@ fn run_duckdb(
         "threads": threads,
         "workloads": selected.iter().map(|(w, from, to)| serde_json::json!({
             "name": w.name,
-            "calls": w.calls.as_ref().map(|c| render(c, Dialect::DuckDb, *from, *to)),
-            "statements": w.statements.iter()
+            "calls": w.duck_calls.as_ref().map(|c| render(c, Dialect::DuckDb, *from, *to)),
+            "statements": w.duck_statements.iter()
                 .map(|s| render(s, Dialect::DuckDb, *from, *to))
                 .collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
@@ -398,4 +479,75 @@ fn print_table(selected: &[(Workload, i64, i64)], df: &[Measured], duck: Option<
             ratio(d.cold_ms, k.map(|k| k.cold_ms)),
         );
     }
+}
+
+/// The 1-minute load average (`/proc/loadavg`), or `?`: the machine is shared, so every timing
+/// is reported with it.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// `--sql-file`: times each statement of `file` on `engine` (first run, then the median of
+/// `runs`), printing its result's row count.
+async fn time_sql_file(
+    engine: &QueryEngine,
+    file: &Path,
+    shape: &Shape,
+    runs: usize,
+    explain: bool,
+) -> Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
+    let (day_from, day_to) = middle_day(shape.days);
+    let (from, to) = (DAY0_US, DAY0_US + shape.days * DAY_US);
+    for (i, s) in split_statements(&text).complete.iter().enumerate() {
+        let sql = render(
+            &s.replace("{day_from}", "{dfrom}")
+                .replace("{day_to}", "{dto}"),
+            Dialect::DataFusion,
+            from,
+            to,
+        );
+        let sql = render(
+            &sql.replace("{dfrom}", "{from}").replace("{dto}", "{to}"),
+            Dialect::DataFusion,
+            day_from,
+            day_to,
+        );
+        let time = || async {
+            let started = Instant::now();
+            let out = engine.collect(&sql).await?;
+            Ok::<_, anyhow::Error>((
+                started.elapsed().as_secs_f64() * 1000.0,
+                out.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            ))
+        };
+        let (first, rows) = time()
+            .await
+            .with_context(|| format!("statement {}", i + 1))?;
+        let mut m = Measured {
+            cold_ms: first,
+            rows,
+            ..Measured::default()
+        };
+        for _ in 0..runs {
+            m.warm_ms.push(time().await?.0);
+        }
+        let head: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        println!(
+            "statement {} ({rows} rows): first {first:.0} ms, median {:.0} ms, runs {:?}, load {}: {}",
+            i + 1,
+            m.median(),
+            m.warm_ms.iter().map(|v| v.round()).collect::<Vec<_>>(),
+            load_average(),
+            head.chars().take(100).collect::<String>(),
+        );
+        if explain && !s.trim_start().to_uppercase().starts_with("SET") {
+            let out = engine.collect(&format!("EXPLAIN ANALYZE {sql}")).await?;
+            println!("{}", pretty_format_batches(&out)?);
+        }
+    }
+    Ok(())
 }

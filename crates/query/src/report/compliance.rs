@@ -1,11 +1,11 @@
 //! `report compliance`: the period's volume, users, models, tokens, cost, latency, errors, PII and
-//! classification, per model, per user and per day, in two queries.
+//! classification, per model, per user and per day.
 //!
-//! The main query ([`COMPLIANCE_SQL`]) reads the scope once: it groups provider-call spans into
-//! calls ([`CALLS_CTE`]), fans each call out to one row per *facet* (`total`, `model`, `user`,
-//! `day`, `classification`, `latency`) with `unnest`, and aggregates by `(facet, key)`, keeping
-//! only the top 10 users. The second ([`COMPLIANCE_PII_SQL`]) reads only the PII-flagged rows to
-//! count calls per PII type. Both are templates: `{scope}` is replaced by
+//! The scope is read once: [`COMPLIANCE_CALLS_SQL`] groups provider-call spans into calls
+//! ([`CALLS_CTE`]), and the calls, materialized in memory, are aggregated per *facet* (`total`,
+//! `model`, `user`, `day`, `classification`, `latency`) by [`COMPLIANCE_SQL`], keeping only the
+//! top 10 users. At the same time [`COMPLIANCE_PII_SQL`] reads only the PII-flagged rows to
+//! count calls per PII type. Both scope queries are templates: `{scope}` is replaced by
 //! [`Scope::sql_filter`](super::Scope::sql_filter) ([`Scope::apply`](super::Scope::apply)).
 
 use std::collections::BTreeMap;
@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::Scope;
 use super::rows::{Rows, collect};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 // The text of `CALLS_CTE`, as a macro so that `concat!` can build the queries on it.
 macro_rules! calls_cte {
@@ -56,13 +56,29 @@ pub(crate) use calls_cte;
 /// confidential, 1 internal, 0 public).
 pub const CALLS_CTE: &str = calls_cte!();
 
-/// The main compliance query. One row per `(facet, key)`:
+/// The calls of the scope with what the compliance report needs of each, which
+/// [`compliance()`] materializes once in memory as the table `calls` that [`COMPLIANCE_SQL`]
+/// reads (a template: `{scope}` is the scope's filter). Columns: `model`, `user_id`, `day`
+/// (UTC date of the call's first span), `spans`, `input_tokens`, `output_tokens`, `cost_usd`,
+/// `duration_ms`, `error`, `pii`, `class_rank` (see [`CALLS_CTE`]).
+pub const COMPLIANCE_CALLS_SQL: &str = concat!(
+    "WITH ",
+    calls_cte!(),
+    "
+SELECT model, user_id, CAST(start_time AS DATE) AS day, spans, input_tokens, output_tokens,
+       cost_usd, duration_ms, CAST(error AS TINYINT) AS error, CAST(pii AS TINYINT) AS pii,
+       CAST(class_rank AS TINYINT) AS class_rank
+FROM calls"
+);
+
+/// The main compliance query, over the table `calls` of [`COMPLIANCE_CALLS_SQL`]. One row per
+/// `(facet, key)`:
 ///
 /// | facet | key | rows |
 /// |---|---|---|
 /// | `total` | NULL | one |
 /// | `model` | model (NULL: unknown) | one per model |
-/// | `user` | user id | the top 10 by requests and the top 10 by cost (NULL: calls without a user) |
+/// | `user` | user id | the top 10 by requests and the top 10 by cost (calls without a user left out) |
 /// | `day` | `YYYY-MM-DD` (UTC day of the call's first span) | one per day with calls |
 /// | `classification` | `restricted` … `public` | one per classification present |
 /// | `latency` | bucket index `0`…`9` ([`LATENCY_BUCKETS`]) | one per bucket present |
@@ -71,70 +87,82 @@ pub const CALLS_CTE: &str = calls_cte!();
 /// `no_user` (calls without a user), `models` (distinct; total facet), `input_tokens`,
 /// `output_tokens`, `cost_usd` (DECIMAL(38,12)), `priced` (calls with a cost), `errors`,
 /// `pii_calls`, `latency_avg_ms`, `latency_p50_ms`, `latency_p95_ms`, `latency_p99_ms` (exact
-/// `percentile_cont`, milliseconds; total, model and day facets).
-pub const COMPLIANCE_SQL: &str = concat!(
-    "WITH ",
-    calls_cte!(),
-    ",
-facets AS (
-  SELECT model, user_id, start_time, spans, input_tokens, output_tokens, cost_usd, duration_ms,
-         error, pii, class_rank,
-         unnest(make_array('total', 'model', 'user', 'day', 'classification', 'latency')) AS facet
+/// `percentile_cont`, milliseconds; total, model and day facets). Columns a facet does not
+/// have are NULL.
+///
+/// Each facet is an aggregation of its own over the materialized calls, so that the
+/// expensive figures (distinct users, exact percentiles, which keep every duration) are
+/// computed only where they are shown, and never over a fanned-out copy of the calls.
+pub const COMPLIANCE_SQL: &str = "\
+SELECT 'total' AS facet, CAST(NULL AS VARCHAR) AS key, count(*) AS requests,
+       sum(spans) AS spans, count(DISTINCT user_id) AS users,
+       sum(CASE WHEN user_id IS NULL THEN 1 ELSE 0 END) AS no_user,
+       count(DISTINCT model) AS models, sum(input_tokens) AS input_tokens,
+       sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd, count(cost_usd) AS priced,
+       sum(error) AS errors, sum(pii) AS pii_calls, avg(duration_ms) AS latency_avg_ms,
+       percentile_cont(duration_ms, 0.5) AS latency_p50_ms,
+       percentile_cont(duration_ms, 0.95) AS latency_p95_ms,
+       percentile_cont(duration_ms, 0.99) AS latency_p99_ms
+FROM calls
+UNION ALL
+SELECT 'model', model, count(*), sum(spans), count(DISTINCT user_id),
+       sum(CASE WHEN user_id IS NULL THEN 1 ELSE 0 END), CAST(NULL AS BIGINT), sum(input_tokens),
+       sum(output_tokens), sum(cost_usd), count(cost_usd), sum(error), sum(pii), avg(duration_ms),
+       percentile_cont(duration_ms, 0.5), percentile_cont(duration_ms, 0.95),
+       percentile_cont(duration_ms, 0.99)
+FROM calls
+GROUP BY model
+UNION ALL
+SELECT 'day', CAST(day AS VARCHAR), count(*), sum(spans), count(DISTINCT user_id),
+       sum(CASE WHEN user_id IS NULL THEN 1 ELSE 0 END), CAST(NULL AS BIGINT), sum(input_tokens),
+       sum(output_tokens), sum(cost_usd), count(cost_usd), sum(error), sum(pii), avg(duration_ms),
+       percentile_cont(duration_ms, 0.5), percentile_cont(duration_ms, 0.95),
+       percentile_cont(duration_ms, 0.99)
+FROM calls
+GROUP BY day
+UNION ALL
+SELECT 'user', user_id, requests, spans, CAST(NULL AS BIGINT), 0, CAST(NULL AS BIGINT),
+       input_tokens, output_tokens, cost_usd, priced, errors, pii_calls, CAST(NULL AS DOUBLE),
+       CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE)
+FROM (
+  SELECT user_id, count(*) AS requests, sum(spans) AS spans, sum(input_tokens) AS input_tokens,
+         sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd,
+         count(cost_usd) AS priced, sum(error) AS errors, sum(pii) AS pii_calls,
+         row_number() OVER (ORDER BY count(*) DESC, user_id ASC) AS rank_requests,
+         row_number() OVER (ORDER BY sum(cost_usd) DESC NULLS LAST, count(*) DESC,
+                            user_id ASC) AS rank_cost
   FROM calls
-),
-keyed AS (
-  SELECT facet,
-         CASE facet
-           WHEN 'model' THEN model
-           WHEN 'user' THEN user_id
-           WHEN 'day' THEN CAST(CAST(start_time AS DATE) AS VARCHAR)
-           WHEN 'classification' THEN CASE class_rank WHEN 3 THEN 'restricted'
-             WHEN 2 THEN 'confidential' WHEN 1 THEN 'internal' ELSE 'public' END
-           WHEN 'latency' THEN CASE
-             WHEN duration_ms < 100 THEN '0' WHEN duration_ms < 250 THEN '1'
-             WHEN duration_ms < 500 THEN '2' WHEN duration_ms < 1000 THEN '3'
-             WHEN duration_ms < 2000 THEN '4' WHEN duration_ms < 5000 THEN '5'
-             WHEN duration_ms < 10000 THEN '6' WHEN duration_ms < 30000 THEN '7'
-             WHEN duration_ms < 60000 THEN '8' ELSE '9' END
-         END AS key,
-         facet IN ('total', 'model', 'day') AS detailed,
-         model, user_id, spans, input_tokens, output_tokens, cost_usd, duration_ms, error, pii
-  FROM facets
-),
-grouped AS (
-  SELECT facet, key,
-         count(*) AS requests,
-         sum(spans) AS spans,
-         count(DISTINCT user_id) FILTER (WHERE detailed) AS users,
-         sum(CASE WHEN user_id IS NULL THEN 1 ELSE 0 END) AS no_user,
-         count(DISTINCT model) FILTER (WHERE facet = 'total') AS models,
-         sum(input_tokens) AS input_tokens,
-         sum(output_tokens) AS output_tokens,
-         sum(cost_usd) AS cost_usd,
-         count(cost_usd) AS priced,
-         sum(error) AS errors,
-         sum(pii) AS pii_calls,
-         avg(duration_ms) FILTER (WHERE detailed) AS latency_avg_ms,
-         percentile_cont(duration_ms, 0.5) FILTER (WHERE detailed) AS latency_p50_ms,
-         percentile_cont(duration_ms, 0.95) FILTER (WHERE detailed) AS latency_p95_ms,
-         percentile_cont(duration_ms, 0.99) FILTER (WHERE detailed) AS latency_p99_ms
-  FROM keyed
-  GROUP BY facet, key
-),
-ranked AS (
-  SELECT *,
-         row_number() OVER (PARTITION BY facet, key IS NULL
-                            ORDER BY requests DESC, key ASC) AS rank_requests,
-         row_number() OVER (PARTITION BY facet, key IS NULL
-                            ORDER BY cost_usd DESC NULLS LAST, requests DESC, key ASC) AS rank_cost
-  FROM grouped
+  WHERE user_id IS NOT NULL
+  GROUP BY user_id
 )
-SELECT facet, key, requests, spans, users, no_user, models, input_tokens, output_tokens,
-       cost_usd, priced, errors, pii_calls,
-       latency_avg_ms, latency_p50_ms, latency_p95_ms, latency_p99_ms
-FROM ranked
-WHERE facet <> 'user' OR (key IS NOT NULL AND (rank_requests <= 10 OR rank_cost <= 10))"
-);
+WHERE rank_requests <= 10 OR rank_cost <= 10
+UNION ALL
+SELECT 'classification',
+       CASE class_rank WHEN 3 THEN 'restricted' WHEN 2 THEN 'confidential'
+                       WHEN 1 THEN 'internal' ELSE 'public' END,
+       count(*), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT),
+       CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT),
+       CAST(NULL AS DECIMAL(38, 12)), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT),
+       CAST(NULL AS BIGINT), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE),
+       CAST(NULL AS DOUBLE)
+FROM calls
+GROUP BY class_rank
+UNION ALL
+SELECT 'latency', bucket, count(*), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT),
+       CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT),
+       CAST(NULL AS DECIMAL(38, 12)), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT),
+       CAST(NULL AS BIGINT), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE),
+       CAST(NULL AS DOUBLE)
+FROM (
+  SELECT CASE
+           WHEN duration_ms < 100 THEN '0' WHEN duration_ms < 250 THEN '1'
+           WHEN duration_ms < 500 THEN '2' WHEN duration_ms < 1000 THEN '3'
+           WHEN duration_ms < 2000 THEN '4' WHEN duration_ms < 5000 THEN '5'
+           WHEN duration_ms < 10000 THEN '6' WHEN duration_ms < 30000 THEN '7'
+           WHEN duration_ms < 60000 THEN '8' ELSE '9' END AS bucket
+  FROM calls
+)
+GROUP BY bucket";
 
 /// Calls per PII type: one row per type (`pii_type`, `requests`), a call counted once per type
 /// however many of its spans carry it. Reads only PII-flagged provider-call rows.
@@ -353,9 +381,15 @@ impl DayRow {
 /// Computes the compliance report of `scope` on `ctx` (a session with `audit_log`, such as
 /// [`QueryEngine::context`](crate::QueryEngine::context); refresh the engine first).
 pub async fn compliance(ctx: &SessionContext, scope: &Scope) -> Result<ComplianceReport> {
-    let main_sql = scope.apply(COMPLIANCE_SQL);
+    let calls_sql = scope.apply(COMPLIANCE_CALLS_SQL);
     let pii_sql = scope.apply(COMPLIANCE_PII_SQL);
-    let (main, pii) = futures::try_join!(collect(ctx, &main_sql), collect(ctx, &pii_sql))?;
+    let calls = async { Ok::<_, Error>(ctx.sql(&calls_sql).await?.cache().await?) };
+    let (calls, pii) = futures::try_join!(calls, collect(ctx, &pii_sql))?;
+    // The facets read the calls from memory, in a session of their own with the caller's
+    // settings, so the caller's catalog is left as it was.
+    let facets = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
+    facets.register_table("calls", calls.into_view())?;
+    let main = collect(&facets, COMPLIANCE_SQL).await?;
 
     let mut report = ComplianceReport {
         scope: scope.clone(),
@@ -570,6 +604,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn facets_have_the_columns_of_the_total() {
+        // Every branch of the UNION lists the 17 columns (the total names them).
+        let branches = COMPLIANCE_SQL.matches("SELECT '").count();
+        assert_eq!(branches, 6);
+    }
+
+    #[test]
     fn latency_buckets_match_the_sql() {
         for (i, (_, min, max)) in LATENCY_BUCKETS.iter().enumerate() {
             if let Some(max) = max {
@@ -587,7 +628,7 @@ mod tests {
 
     #[test]
     fn templates_take_the_scope() {
-        for sql in [CALLS_CTE, COMPLIANCE_SQL, COMPLIANCE_PII_SQL] {
+        for sql in [CALLS_CTE, COMPLIANCE_CALLS_SQL, COMPLIANCE_PII_SQL] {
             assert!(sql.contains("{scope}"));
             assert!(!Scope::default().apply(sql).contains("{scope}"));
         }

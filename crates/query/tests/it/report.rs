@@ -7,7 +7,7 @@ use genai_audit_core::{AuditRecord, DataClassification, SpanKind, Status, Usd};
 use genai_audit_query::QueryEngine;
 use genai_audit_query::report::{
     self, CostBy, ErasureReceipt, LatencyStats, NamedCount, Scope, Subject,
-    compliance::COMPLIANCE_SQL,
+    compliance::COMPLIANCE_CALLS_SQL,
 };
 use genai_audit_store::layout::day_of;
 
@@ -451,14 +451,14 @@ async fn compliance_reads_only_the_days_of_its_period() {
     let (_store, engine) = store().await;
     let one_day = Scope::days(day(1), day(1)).expect("a valid period");
     let files = engine
-        .planned_files(&one_day.apply(COMPLIANCE_SQL))
+        .planned_files(&one_day.apply(COMPLIANCE_CALLS_SQL))
         .await
         .expect("plan");
     assert!(!files.is_empty());
     let want = format!("dt={}", day(1));
     assert!(files.iter().all(|f| f.contains(&want)), "{files:?}");
     let all = engine
-        .planned_files(&Scope::default().apply(COMPLIANCE_SQL))
+        .planned_files(&Scope::default().apply(COMPLIANCE_CALLS_SQL))
         .await
         .expect("plan");
     assert!(all.len() > files.len(), "{all:?}");
