@@ -610,58 +610,29 @@ async fn flush_inner(inner: &Arc<Inner>) -> Result<FlushReport> {
     ) else {
         return Ok(FlushReport::default());
     };
-    // Drop duplicates (a span delivered twice, in this flush or a recent one).
-    // Sized up front: records are large, and growing the vector would copy them all again.
-    let mut records = Vec::with_capacity(taken.rows);
-    let mut contents = Vec::new();
-    let mut seen = std::collections::HashSet::with_capacity(taken.rows);
-    let mut dupes = 0u64;
-    {
-        let recent = inner.recent.lock().map_err(|_| Error::WalClosed)?;
-        for e in taken.entries {
-            match e.payload {
-                Payload::Records(rs) => {
-                    for r in rs {
-                        let key = id_key(&r);
-                        if recent.contains(&key) || !seen.insert(key) {
-                            dupes += 1;
-                        } else {
-                            records.push(r);
-                        }
-                    }
-                }
-                Payload::Contents(cs) => contents.extend(cs),
-            }
-        }
-    }
-    // Fold log-borne content into its spans' records; keep the rest waiting.
-    let carried = merge_contents(inner, &mut records, contents);
-    let groups = by_partition(records);
-    inner
-        .stats
-        .duplicates_dropped
-        .fetch_add(dupes, Ordering::Relaxed);
+    // Deduplicating, sorting and encoding take a CPU for up to seconds at the default flush
+    // size: on a blocking thread, so that the runtime's workers keep acknowledging requests.
+    let cpu_inner = Arc::clone(inner);
+    let prepared =
+        tokio::task::spawn_blocking(move || prepare_flush(&cpu_inner, taken, first, last))
+            .await
+            .map_err(|e| Error::Parquet(format!("flush encoding task failed: {e}")))??;
+    let PreparedFlush {
+        encoded,
+        carried,
+        seen,
+    } = prepared;
 
-    let cfg = &inner.cfg;
-    let mut files = Vec::new();
-    for ((tenant, day), records) in groups {
-        for (part, chunk) in records.chunks(cfg.flush.max_file_rows.max(1)).enumerate() {
-            let batch = records_to_file_batch(chunk)?;
-            let origin = format!("wal:{first}-{last}");
-            let encoded = encode(&batch, &cfg.collector_id, &origin, &cfg.parquet)?;
-            let key = format!(
-                "{}/{}",
-                partition_dir(&tenant, day),
-                flush_file_name(&cfg.collector_id, first, last, part as u32)
-            );
-            put_file(inner, &key, &encoded).await?;
-            if files.is_empty() {
-                crate::failpoint::hit("flush:after_first_file");
-            }
-            files.push(file_entry(key, &tenant, day, &encoded));
+    let mut files = Vec::with_capacity(encoded.len());
+    for (key, tenant, day, file) in encoded {
+        put_file(inner, &key, &file).await?;
+        if files.is_empty() {
+            crate::failpoint::hit("flush:after_first_file");
         }
+        files.push(file_entry(key, &tenant, day, &file));
     }
     crate::failpoint::hit("flush:after_files");
+    let cfg = &inner.cfg;
     let commit = Commit {
         version: MANIFEST_VERSION,
         collector_id: cfg.collector_id.clone(),
@@ -708,6 +679,78 @@ async fn flush_inner(inner: &Arc<Inner>) -> Result<FlushReport> {
         records: rows,
         files,
         commit: commit.commit,
+    })
+}
+
+/// A flush's files, encoded, with what the flush leaves behind.
+struct PreparedFlush {
+    /// (object key, tenant, day, file), in commit order.
+    encoded: Vec<(String, Arc<str>, chrono::NaiveDate, EncodedFile)>,
+    /// Log-borne content still waiting for its span.
+    carried: Vec<PendingContent>,
+    /// The record ids of this flush (duplicate detection of the next ones).
+    seen: std::collections::HashSet<(Arc<str>, u128)>,
+}
+
+/// The CPU part of a flush (run on a blocking thread): drops duplicates, folds log-borne
+/// content into its spans, splits by partition and encodes every file.
+fn prepare_flush(
+    inner: &Arc<Inner>,
+    taken: Buffer,
+    first: u64,
+    last: u64,
+) -> Result<PreparedFlush> {
+    // Drop duplicates (a span delivered twice, in this flush or a recent one).
+    // Sized up front: records are large, and growing the vector would copy them all again.
+    let mut records = Vec::with_capacity(taken.rows);
+    let mut contents = Vec::new();
+    let mut seen = std::collections::HashSet::with_capacity(taken.rows);
+    let mut dupes = 0u64;
+    {
+        let recent = inner.recent.lock().map_err(|_| Error::WalClosed)?;
+        for e in taken.entries {
+            match e.payload {
+                Payload::Records(rs) => {
+                    for r in rs {
+                        let key = id_key(&r);
+                        if recent.contains(&key) || !seen.insert(key) {
+                            dupes += 1;
+                        } else {
+                            records.push(r);
+                        }
+                    }
+                }
+                Payload::Contents(cs) => contents.extend(cs),
+            }
+        }
+    }
+    // Fold log-borne content into its spans' records; keep the rest waiting.
+    let carried = merge_contents(inner, &mut records, contents);
+    let groups = by_partition(records);
+    inner
+        .stats
+        .duplicates_dropped
+        .fetch_add(dupes, Ordering::Relaxed);
+
+    let cfg = &inner.cfg;
+    let mut encoded = Vec::new();
+    for ((tenant, day), records) in groups {
+        for (part, chunk) in records.chunks(cfg.flush.max_file_rows.max(1)).enumerate() {
+            let batch = records_to_file_batch(chunk)?;
+            let origin = format!("wal:{first}-{last}");
+            let file = encode(&batch, &cfg.collector_id, &origin, &cfg.parquet)?;
+            let key = format!(
+                "{}/{}",
+                partition_dir(&tenant, day),
+                flush_file_name(&cfg.collector_id, first, last, part as u32)
+            );
+            encoded.push((key, tenant.clone(), day, file));
+        }
+    }
+    Ok(PreparedFlush {
+        encoded,
+        carried,
+        seen,
     })
 }
 
