@@ -8,6 +8,12 @@
 //!
 //! Money is the exact decimal (12 fractional digits), latency milliseconds, rates fractions.
 //! Fields are quoted when they hold a comma, quote or line break (RFC 4180).
+//!
+//! These files are meant for spreadsheets, and user ids, service and model names come from the
+//! instrumented applications: a text field starting with `=`, `+`, `-`, `@`, tab or carriage
+//! return is prefixed with `'` so that a spreadsheet shows it instead of evaluating it as a
+//! formula (CSV injection). Numbers (`-0.5`) are left as they are. `genai-audit query --format
+//! csv|json` keeps every value verbatim.
 
 use std::io;
 
@@ -22,6 +28,13 @@ fn line(out: &mut dyn io::Write, fields: &[&str]) -> io::Result<()> {
         if i > 0 {
             out.write_all(b",")?;
         }
+        let defused;
+        let f = if is_formula(f) {
+            defused = format!("'{f}");
+            defused.as_str()
+        } else {
+            f
+        };
         if f.contains([',', '"', '\n', '\r']) {
             write!(out, "\"{}\"", f.replace('"', "\"\""))?;
         } else {
@@ -29,6 +42,12 @@ fn line(out: &mut dyn io::Write, fields: &[&str]) -> io::Result<()> {
         }
     }
     out.write_all(b"\r\n")
+}
+
+/// Whether a spreadsheet would evaluate `field` as a formula: it starts with one of the
+/// characters that begin one (OWASP's list) and is not a plain number.
+fn is_formula(field: &str) -> bool {
+    field.starts_with(['=', '+', '-', '@', '\t', '\r']) && field.parse::<f64>().is_err()
 }
 
 /// Long-form writer: `section,key,metric,value`.
@@ -262,6 +281,25 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).expect("utf-8"),
             "a,\"b,c\",\"say \"\"hi\"\"\",\"x\ny\"\r\n"
+        );
+    }
+
+    #[test]
+    fn formulas_are_shown_not_evaluated() {
+        let mut out = Vec::new();
+        let fields = [
+            "=HYPERLINK(\"http://x\",\"y\")",
+            "@SUM(A1)",
+            "+cmd",
+            "-2+3",
+            "-0.25",
+            "+1e3",
+            "user-1",
+        ];
+        line(&mut out, &fields).expect("in memory");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",'@SUM(A1),'+cmd,'-2+3,-0.25,+1e3,user-1\r\n"
         );
     }
 }
