@@ -135,7 +135,7 @@ pub fn run(args: &QueryArgs) -> Result<ExitCode> {
 
 /// An engine whose statements run on the Ballista cluster at `scheduler`.
 #[cfg(feature = "cluster")]
-async fn open_cluster(
+pub(crate) async fn open_cluster(
     loc: genai_audit_store::StoreLocation,
     options: QueryOptions,
     scheduler: &str,
@@ -143,8 +143,9 @@ async fn open_cluster(
     Ok(QueryEngine::open_cluster(loc, options, scheduler).await)
 }
 
+/// Without the cargo feature `cluster`: a clear refusal.
 #[cfg(not(feature = "cluster"))]
-async fn open_cluster(
+pub(crate) async fn open_cluster(
     _loc: genai_audit_store::StoreLocation,
     _options: QueryOptions,
     _scheduler: &str,

@@ -17,7 +17,7 @@ use genai_audit_query::report::{
 use genai_audit_query::{QueryEngine, QueryOptions};
 use genai_audit_store::StoreLocation;
 
-use crate::query::{check_local_store_exists, load_hash_key, no_records};
+use crate::query::{check_local_store_exists, load_hash_key, no_records, open_cluster};
 use crate::store::StoreArgs;
 
 /// Arguments of `report`.
@@ -54,6 +54,11 @@ struct CommonArgs {
     /// Write the report to FILE instead of stdout.
     #[arg(short = 'o', long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Run the report's queries on the Apache DataFusion Ballista cluster whose scheduler is at
+    /// df://HOST:PORT instead of in this process (docs/operations.md, "Querying at scale").
+    /// Needs a binary built with the cargo feature `cluster`.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    cluster: Option<String>,
 }
 
 /// The period: `--from` / `--to` as UTC dates (whole days, both included) or RFC 3339
@@ -217,22 +222,21 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
         let store = &common.store;
         check_local_store_exists(&store.store)?;
         let loc = crate::store::open(&store.store)?;
-        let engine = QueryEngine::open(
-            loc.clone(),
-            QueryOptions {
-                tenant: store.tenant.clone(),
-                ..QueryOptions::default()
-            },
-        )
-        .await
+        let options = QueryOptions {
+            tenant: store.tenant.clone(),
+            ..QueryOptions::default()
+        };
+        let engine = match &common.cluster {
+            None => QueryEngine::open(loc.clone(), options).await,
+            Some(scheduler) => open_cluster(loc.clone(), options, scheduler).await?,
+        }
         .with_context(|| format!("reading the commits of {}", store.store))?;
         if engine.summary().files == 0 {
             bail!("{}", no_records(&store.store, store.tenant.as_deref()));
         }
-        let ctx = engine.context();
         Ok(match &args.kind {
-            ReportKind::Compliance(_) => report::compliance(ctx, &scope).await?.into(),
-            ReportKind::Cost(a) => report::cost(ctx, &scope, a.by.into()).await?.into(),
+            ReportKind::Compliance(_) => report::compliance(&engine, &scope).await?.into(),
+            ReportKind::Cost(a) => report::cost(&engine, &scope, a.by.into()).await?.into(),
             ReportKind::Subject(a) => {
                 let subject = match (&a.user, &a.subject_hash) {
                     (Some(user), _) => Subject::user(user.as_str(), hash_key.as_ref()),
@@ -248,7 +252,7 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
                     Some(h) => erasure_receipts(&loc, h).await?,
                     None => Vec::new(),
                 };
-                report::subject(ctx, &subject, &scope).await?.with_erasures(receipts).into()
+                report::subject(&engine, &subject, &scope).await?.with_erasures(receipts).into()
             }
         })
     })?;

@@ -304,3 +304,19 @@ fn bad_invocations_are_refused_plainly() {
     );
     assert!(!missing.exists(), "a report must not create a store");
 }
+
+/// Without the `cluster` feature, `report --cluster` says how to get it instead of running
+/// locally (with it, `crates/query/tests/it/cluster.rs` runs every report on a cluster).
+#[cfg(not(feature = "cluster"))]
+#[test]
+fn report_cluster_needs_the_cluster_feature() {
+    let (_dir, store) = synthetic_store();
+    let out = report(
+        &store,
+        &["cost", "--by", "model", "--cluster", "df://localhost:50050"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cargo feature `cluster`"), "{err}");
+    assert!(out.stdout.is_empty());
+}

@@ -335,7 +335,7 @@ async fn run_datafusion(
         Engine::ComplianceReport => {
             // As `genai-audit report` runs it on a freshly refreshed engine.
             engine.refresh().await?;
-            let report = report::compliance(engine.context(), &scope(from, to)).await?;
+            let report = report::compliance(engine, &scope(from, to)).await?;
             return Ok((started.elapsed(), 1, report.totals.requests.to_string()));
         }
     };

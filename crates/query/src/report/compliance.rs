@@ -11,12 +11,13 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use genai_audit_core::Usd;
 use serde::Serialize;
 
 use super::Scope;
 use super::rows::{Rows, collect};
+use crate::QueryEngine;
 use crate::error::{Error, Result};
 
 // The text of `CALLS_CTE`, as a macro so that `concat!` can build the queries on it.
@@ -378,18 +379,20 @@ impl DayRow {
     }
 }
 
-/// Computes the compliance report of `scope` on `ctx` (a session with `audit_log`, such as
-/// [`QueryEngine::context`](crate::QueryEngine::context); refresh the engine first).
-pub async fn compliance(ctx: &SessionContext, scope: &Scope) -> Result<ComplianceReport> {
+/// Computes the compliance report of `scope` on `engine` (in process, or on its cluster).
+pub async fn compliance(engine: &QueryEngine, scope: &Scope) -> Result<ComplianceReport> {
     let calls_sql = scope.apply(COMPLIANCE_CALLS_SQL);
     let pii_sql = scope.apply(COMPLIANCE_PII_SQL);
-    let calls = async { Ok::<_, Error>(ctx.sql(&calls_sql).await?.cache().await?) };
-    let (calls, pii) = futures::try_join!(calls, collect(ctx, &pii_sql))?;
-    // The facets read the calls from memory, in a session of their own with the caller's
-    // settings, so the caller's catalog is left as it was.
-    let facets = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
+    let calls = async { Ok::<_, Error>(engine.sql(&calls_sql).await?.cache().await?) };
+    let (calls, pii) = futures::try_join!(calls, collect(engine, &pii_sql))?;
+    // The facets read the calls from memory, here, in a plain session of their own: the
+    // engine's catalog is left as it was, and on a cluster the calls are already back in this
+    // process (a cluster could not read an in-memory table anyway).
+    let partitions = engine.context().copied_config().target_partitions();
+    let facets =
+        SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions));
     facets.register_table("calls", calls.into_view())?;
-    let main = collect(&facets, COMPLIANCE_SQL).await?;
+    let main = facets.sql(COMPLIANCE_SQL).await?.collect().await?;
 
     let mut report = ComplianceReport {
         scope: scope.clone(),

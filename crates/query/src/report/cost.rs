@@ -5,13 +5,13 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use datafusion::prelude::SessionContext;
 use genai_audit_core::Usd;
 use serde::Serialize;
 
 use super::Scope;
 use super::compliance::calls_cte;
 use super::rows::{Rows, collect};
+use crate::QueryEngine;
 use crate::error::Result;
 
 /// Cost per group: `{key}` is the grouping expression over the `calls` CTE (see
@@ -145,9 +145,9 @@ pub struct CostRow {
     pub errors: u64,
 }
 
-/// Computes the cost report of `scope` grouped `by` on `ctx`.
-pub async fn cost(ctx: &SessionContext, scope: &Scope, by: CostBy) -> Result<CostReport> {
-    let batches = collect(ctx, &by.sql(scope)).await?;
+/// Computes the cost report of `scope` grouped `by` on `engine`.
+pub async fn cost(engine: &QueryEngine, scope: &Scope, by: CostBy) -> Result<CostReport> {
+    let batches = collect(engine, &by.sql(scope)).await?;
     let mut rows = Vec::new();
     for batch in &batches {
         let r = Rows::new("cost", batch);

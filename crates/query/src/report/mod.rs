@@ -35,7 +35,7 @@
 //!     .await
 //!     .unwrap();
 //! let scope = Scope::days("2026-03-01".parse().unwrap(), "2026-03-31".parse().unwrap()).unwrap();
-//! let report = report::compliance(engine.context(), &scope).await.unwrap();
+//! let report = report::compliance(&engine, &scope).await.unwrap();
 //! assert_eq!(report.totals.requests, 0);
 //! let mut md = Vec::new();
 //! report.render(ReportFormat::Markdown, &mut md).unwrap();

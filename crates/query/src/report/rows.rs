@@ -5,15 +5,16 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type};
-use datafusion::prelude::SessionContext;
 use genai_audit_core::Usd;
 use genai_audit_core::money::USD_SCALE;
 
+use crate::QueryEngine;
 use crate::error::{Error, Result};
 
-/// Runs `sql` on `ctx` and collects the result.
-pub(crate) async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
-    Ok(ctx.sql(sql).await?.collect().await?)
+/// Runs `sql` on `engine` (refreshed, read-only, on its cluster when it has one) and collects
+/// the result.
+pub(crate) async fn collect(engine: &QueryEngine, sql: &str) -> Result<Vec<RecordBatch>> {
+    engine.collect(sql).await
 }
 
 /// One result batch with its columns looked up by name.

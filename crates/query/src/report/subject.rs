@@ -15,7 +15,6 @@ use datafusion::arrow::datatypes::{
     TimestampMicrosecondType,
 };
 use datafusion::arrow::util::display::array_value_to_string;
-use datafusion::prelude::SessionContext;
 use genai_audit_core::{HashKey, Usd};
 use genai_audit_store::manifest::Commit;
 use serde::Serialize;
@@ -23,6 +22,7 @@ use serde_json::{Map, Value};
 
 use super::rows::collect;
 use super::{Scope, string_literal};
+use crate::QueryEngine;
 use crate::describe::audit_log_columns;
 use crate::error::Result;
 
@@ -221,15 +221,15 @@ impl SubjectReport {
     }
 }
 
-/// Computes the subject-access report of `subject` within `scope` on `ctx`. Erasure receipts
+/// Computes the subject-access report of `subject` within `scope` on `engine`. Erasure receipts
 /// come from the store's manifests: add them with [`SubjectReport::with_erasures`].
 pub async fn subject(
-    ctx: &SessionContext,
+    engine: &QueryEngine,
     subject: &Subject,
     scope: &Scope,
 ) -> Result<SubjectReport> {
     let columns = subject_columns();
-    let batches = collect(ctx, &subject_sql(subject, scope)).await?;
+    let batches = collect(engine, &subject_sql(subject, scope)).await?;
     let mut records = Vec::new();
     for batch in &batches {
         records.extend(batch_to_json(batch)?);

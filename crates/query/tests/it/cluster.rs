@@ -142,3 +142,105 @@ async fn a_scheduler_url_that_is_not_df_is_refused() {
     .unwrap_err();
     assert!(err.to_string().contains("df://HOST:PORT"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_on_the_cluster_equal_the_reports_in_process() {
+    use genai_audit_query::report::{self, CostBy, Report, Scope, Subject};
+
+    let store = TestStore::new();
+    store.commit(synthetic_records(600, 3, 4, 1)).await;
+    store.commit(synthetic_records(300, 2, 4, 2)).await;
+    let local = store.engine().await;
+    let cluster = QueryEngine::open_standalone(store.loc.clone(), QueryOptions::default())
+        .await
+        .expect("standalone cluster");
+    let a_user = local
+        .collect("SELECT min(user_id) FROM audit_log")
+        .await
+        .unwrap();
+    let user = rows(&a_user)[0].trim_matches(['|', ' ']).to_owned();
+    let (from, to) = (
+        chrono::DateTime::from_timestamp_micros(DAY0_US + DAY_US).unwrap(),
+        chrono::DateTime::from_timestamp_micros(DAY0_US + 3 * DAY_US).unwrap(),
+    );
+    let scopes = [
+        Scope::default(),
+        Scope {
+            from: Some(from),
+            to: Some(to),
+            tenant: Some("tenant1".into()),
+        },
+    ];
+    async fn all(engine: &QueryEngine, scope: &Scope, user: &str) -> Vec<Report> {
+        let mut out: Vec<Report> = vec![
+            report::compliance(engine, scope).await.unwrap().into(),
+            report::subject(engine, &Subject::user(user, None), scope)
+                .await
+                .unwrap()
+                .into(),
+        ];
+        for by in [CostBy::Model, CostBy::User, CostBy::Day] {
+            out.push(report::cost(engine, scope, by).await.unwrap().into());
+        }
+        // Reports are stamped with the time they were made: compare everything else.
+        for r in &mut out {
+            match r {
+                Report::Compliance(c) => c.generated_at = chrono::DateTime::UNIX_EPOCH,
+                Report::Subject(s) => s.generated_at = chrono::DateTime::UNIX_EPOCH,
+                Report::Cost(c) => c.generated_at = chrono::DateTime::UNIX_EPOCH,
+            }
+        }
+        out
+    }
+    for scope in &scopes {
+        let expected = all(&local, scope, &user).await;
+        let Report::Compliance(c) = &expected[0] else {
+            unreachable!()
+        };
+        assert!(
+            c.totals.requests > 0,
+            "{scope:?}: an empty report proves nothing"
+        );
+        let got = all(&cluster, scope, &user).await;
+        for (got, expected) in got.iter().zip(&expected) {
+            // Compared as JSON lines, so that a difference shows as the lines that differ.
+            // Averages are sums of floats, which partitions add up in another order: they are
+            // compared to 12 significant digits. Everything else (counts, money) is exact.
+            let json = |r: &Report| {
+                let mut out = Vec::new();
+                r.render(report::ReportFormat::Json, &mut out).unwrap();
+                let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+                serde_json::to_string_pretty(&round_floats(v)).unwrap()
+            };
+            let (g, e) = (json(got), json(expected));
+            let differ: Vec<_> = g
+                .lines()
+                .zip(e.lines())
+                .filter(|(a, b)| a != b)
+                .take(5)
+                .collect();
+            assert!(
+                differ.is_empty(),
+                "{scope:?}: cluster vs in process: {differ:#?}"
+            );
+            assert_eq!(g, e, "{scope:?}");
+        }
+        assert_eq!(got.len(), expected.len());
+    }
+}
+
+/// `v` with every non-integer number rounded to 12 significant digits.
+fn round_floats(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let x = n.as_f64().unwrap();
+            Value::String(format!("{x:.11e}"))
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(round_floats).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, round_floats(v))).collect())
+        }
+        other => other,
+    }
+}

@@ -296,7 +296,7 @@ fn named(pairs: &[(&str, u64)]) -> Vec<NamedCount> {
 #[tokio::test]
 async fn compliance_counts_every_call_once() {
     let (_store, engine) = store().await;
-    let r = report::compliance(engine.context(), &period())
+    let r = report::compliance(&engine, &period())
         .await
         .expect("report");
 
@@ -418,9 +418,7 @@ async fn compliance_counts_every_call_once() {
 async fn compliance_of_one_tenant_and_of_an_empty_period() {
     let (_store, engine) = store().await;
     let acme = period().with_tenant(Some("acme".into()));
-    let r = report::compliance(engine.context(), &acme)
-        .await
-        .expect("report");
+    let r = report::compliance(&engine, &acme).await.expect("report");
     assert_eq!(r.totals.requests, 5);
     assert_eq!(r.totals.cost_usd, usd("0.008"));
     assert_eq!(r.totals.unique_users, 2);
@@ -428,15 +426,11 @@ async fn compliance_of_one_tenant_and_of_an_empty_period() {
 
     // A tenant name that needs quoting is a value, not SQL.
     let odd = period().with_tenant(Some("x' OR '1'='1".into()));
-    let r = report::compliance(engine.context(), &odd)
-        .await
-        .expect("report");
+    let r = report::compliance(&engine, &odd).await.expect("report");
     assert_eq!(r.totals.requests, 0);
 
     let later = Scope::days(day(10), day(11)).expect("a valid period");
-    let r = report::compliance(engine.context(), &later)
-        .await
-        .expect("report");
+    let r = report::compliance(&engine, &later).await.expect("report");
     assert_eq!(r.totals.requests, 0);
     assert_eq!(r.totals.cost_usd, Usd::ZERO);
     assert_eq!(r.latency, LatencyStats::default());
@@ -471,7 +465,7 @@ async fn compliance_agrees_with_plain_sql_on_synthetic_traffic() {
     let store = TestStore::new();
     store.commit(synthetic_records(3000, 2, 4, 11)).await;
     let engine = store.engine().await;
-    let r = report::compliance(engine.context(), &Scope::default())
+    let r = report::compliance(&engine, &Scope::default())
         .await
         .expect("report");
     let plain = crate::common::scalar(
@@ -510,8 +504,8 @@ async fn compliance_agrees_with_plain_sql_on_synthetic_traffic() {
 async fn cost_by_every_grouping() {
     let (_store, engine) = store().await;
     let get = |by| {
-        let ctx = engine.context().clone();
-        async move { report::cost(&ctx, &period(), by).await.expect("report") }
+        let engine = &engine;
+        async move { report::cost(engine, &period(), by).await.expect("report") }
     };
     let rows = |r: &report::CostReport| -> Vec<(Option<String>, u64, Usd)> {
         r.rows
@@ -566,7 +560,7 @@ async fn cost_by_every_grouping() {
         ]
     );
     // Open-ended: c7 (day 3) counts too.
-    let all = report::cost(engine.context(), &Scope::default(), CostBy::Day)
+    let all = report::cost(&engine, &Scope::default(), CostBy::Day)
         .await
         .expect("report");
     assert_eq!(all.rows.len(), 4);
@@ -578,7 +572,7 @@ async fn subject_export_lists_every_record_categories_and_retention() {
     let (_store, engine) = store().await;
     let key = hash_key();
     let alice = Subject::user("alice", Some(&key));
-    let r = report::subject(engine.context(), &alice, &Scope::default())
+    let r = report::subject(&engine, &alice, &Scope::default())
         .await
         .expect("report");
     // c1, its duplicate, c2, the wrapper around c2, c7.
@@ -624,11 +618,11 @@ async fn subject_export_lists_every_record_categories_and_retention() {
     assert!(r.erasures.is_empty());
 
     // The period narrows it; another user's records never appear.
-    let r = report::subject(engine.context(), &alice, &period())
+    let r = report::subject(&engine, &alice, &period())
         .await
         .expect("report");
     assert_eq!(r.records.len(), 4);
-    let carol = report::subject(engine.context(), &Subject::user("carol", None), &period())
+    let carol = report::subject(&engine, &Subject::user("carol", None), &period())
         .await
         .expect("report");
     assert_eq!(carol.records.len(), 1);
@@ -652,7 +646,7 @@ async fn an_erased_subject_shows_only_its_receipts() {
         subject_hash: hash.clone(),
         reason: "GDPR request #77".into(),
     };
-    let r = report::subject(engine.context(), &by_hash, &Scope::default())
+    let r = report::subject(&engine, &by_hash, &Scope::default())
         .await
         .expect("report")
         .with_erasures(vec![receipt.clone()]);
@@ -713,9 +707,7 @@ async fn report_timing_100k() {
     for (name, scope) in [("30 days", &month), ("1 day", &one)] {
         for run in 0..3 {
             let t = std::time::Instant::now();
-            let r = report::compliance(engine.context(), scope)
-                .await
-                .expect("report");
+            let r = report::compliance(&engine, scope).await.expect("report");
             eprintln!(
                 "compliance {name} run {run}: {:.1?} ({} calls)",
                 t.elapsed(),
@@ -724,7 +716,7 @@ async fn report_timing_100k() {
         }
     }
     let t = std::time::Instant::now();
-    let r = report::cost(engine.context(), &month, CostBy::Day)
+    let r = report::cost(&engine, &month, CostBy::Day)
         .await
         .expect("report");
     eprintln!(
@@ -733,7 +725,7 @@ async fn report_timing_100k() {
         r.rows.len()
     );
     let t = std::time::Instant::now();
-    let r = report::subject(engine.context(), &Subject::user("user-7", None), &month)
+    let r = report::subject(&engine, &Subject::user("user-7", None), &month)
         .await
         .expect("report");
     eprintln!(

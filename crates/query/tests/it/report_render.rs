@@ -42,7 +42,7 @@ async fn evil_store() -> (TestStore, genai_audit_query::QueryEngine) {
 
 async fn compliance() -> ComplianceReport {
     let (_store, engine) = evil_store().await;
-    let mut r = report::compliance(engine.context(), &period())
+    let mut r = report::compliance(&engine, &period())
         .await
         .expect("report");
     r.generated_at = "2026-12-01T12:00:00Z".parse().expect("a time");
@@ -233,7 +233,7 @@ async fn subject_and_cost_render_in_every_format() {
     let (_store, engine) = evil_store().await;
     let key = hash_key();
     let subject = report::subject(
-        engine.context(),
+        &engine,
         &Subject::user("alice", Some(&key)),
         &Scope::default(),
     )
@@ -294,7 +294,7 @@ async fn subject_and_cost_render_in_every_format() {
     assert!(html.contains("ticket &lt;7&gt;, by mail"));
     assert!(html.contains(r#"<section id="records">"#));
 
-    let cost = report::cost(engine.context(), &period(), CostBy::Model)
+    let cost = report::cost(&engine, &period(), CostBy::Model)
         .await
         .expect("report");
     let csv = render(&cost, ReportFormat::Csv);
@@ -311,7 +311,7 @@ async fn subject_and_cost_render_in_every_format() {
     assert!(md.contains("| **Total** | **7** |"), "{md}");
     let html = render(&cost, ReportFormat::Html);
     assert!(html.contains(r#"<svg id="chart-cost""#) && !html.contains("<script"));
-    let by_day = report::cost(engine.context(), &period(), CostBy::Day)
+    let by_day = report::cost(&engine, &period(), CostBy::Day)
         .await
         .expect("report");
     assert!(render(&by_day, ReportFormat::Html).contains(r#"<rect class="bar""#));
