@@ -1,6 +1,5 @@
 //! The `genai-audit` binary.
 
-mod compact;
 mod config;
 mod import;
 mod input;
@@ -55,8 +54,10 @@ enum Command {
     ///
     /// Each partition (tenant, day) with at least --min-files files is rewritten as files of up
     /// to --max-file-rows rows; the new files are checked row for row against the old ones
-    /// before one commit swaps them. Days from today (UTC) on are left alone.
-    Compact(compact::CompactArgs),
+    /// before one commit swaps them. Days from today (UTC) on are left alone. Commits are made
+    /// as `maintenance.collector_id`, like retention and erasure, so the three can run at the
+    /// same time: a run that loses a race plans again from the winner's files.
+    Compact(maintenance::CompactArgs),
     /// Show the audit records genai-audit would write for OTLP files, without storing anything.
     ///
     /// Reads OTLP/JSON (one export request per line, as the Collector's file exporter writes)
@@ -215,7 +216,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Compact(args) => {
             init_logging(cli.log_format, "info");
-            compact::run(&args)
+            maintenance::run_compact(&args)
         }
         Command::Query(args) => {
             init_logging(cli.log_format, "warn");

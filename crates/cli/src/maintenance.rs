@@ -1,4 +1,5 @@
-//! `genai-audit retention apply`, `genai-audit hold …` and `genai-audit erase`.
+//! `genai-audit retention apply`, `genai-audit hold …`, `genai-audit erase` and
+//! `genai-audit compact`.
 //!
 //! Thin wrappers over `genai_audit_store::{maintenance, retention, erasure, holds}`: options
 //! from the configuration file and flags, a progress bar on a terminal, a summary on stdout.
@@ -12,7 +13,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use genai_audit_store::StoreLocation;
 use genai_audit_store::erasure::{ErasureMode, ErasureRequest, ErasureRun};
 use genai_audit_store::holds::{self, HoldSet};
-use genai_audit_store::maintenance::{Maintainer, MaintenanceOptions, MaintenanceReport, Progress};
+use genai_audit_store::maintenance::{
+    CompactOptions, CompactReport, Maintainer, MaintenanceOptions, MaintenanceReport, Progress,
+};
 use genai_audit_store::retention::RetentionRun;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -81,6 +84,80 @@ impl RunArgs {
             .clone()
             .unwrap_or_else(|| cfg.integrity.key_file.clone());
         Ok(maintainer.with_integrity_key(crate::integrity::load_key(&key_path)?))
+    }
+}
+
+/// `genai-audit compact`.
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Only this tenant.
+    #[arg(long, value_name = "T")]
+    tenant: Option<String>,
+    /// Only days before this date (YYYY-MM-DD). Default: before today (UTC), so a day that
+    /// collectors may still be writing is never compacted.
+    #[arg(long, value_name = "DATE")]
+    before: Option<chrono::NaiveDate>,
+    /// Compact a partition only when it has at least this many files.
+    #[arg(long, default_value_t = 4)]
+    min_files: usize,
+    /// Rows per output file.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_file_rows: usize,
+}
+
+/// Runs `compact`: merges the small files of closed days, one commit per partition, under the
+/// maintenance protocol (so it may run while `retention apply` or `erase` runs).
+pub fn run_compact(args: &CompactArgs) -> Result<ExitCode> {
+    if args.max_file_rows == 0 {
+        bail!("--max-file-rows must be positive");
+    }
+    let (cfg, loc) = args.run.common.load()?;
+    let maintainer = args.run.maintainer(&cfg, loc)?;
+    let opts = CompactOptions {
+        tenant: args.tenant.clone(),
+        before: args
+            .before
+            .unwrap_or_else(|| chrono::Utc::now().date_naive()),
+        min_files: args.min_files,
+        max_file_rows: args.max_file_rows,
+    };
+    runtime()?.block_on(async {
+        let bar = Bar::new();
+        let report = maintainer
+            .compact(&opts, &bar)
+            .await
+            .context("compacting")?;
+        bar.0.finish_and_clear();
+        print_compact_report(&report);
+        Ok(if report.delete_failures > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
+}
+
+#[allow(clippy::print_stdout)]
+fn print_compact_report(r: &CompactReport) {
+    if r.dry_run {
+        println!("dry run: nothing was changed");
+    }
+    let commits: Vec<String> = r.commits.iter().map(u64::to_string).collect();
+    println!("commits: {} [{}]", r.commits.len(), commits.join(", "));
+    println!("partitions compacted: {}", r.partitions);
+    println!("files: {} -> {}", r.files_in, r.files_out);
+    println!("rows rewritten (unchanged): {}", r.rows);
+    println!("files remaining: {}", r.files_remaining);
+    if r.files_remaining > 0 {
+        println!("(--max-files reached: run again for the rest)");
+    }
+    if r.delete_failures > 0 {
+        println!(
+            "replaced files not deleted: {} (no longer listed; the next run retries)",
+            r.delete_failures
+        );
     }
 }
 

@@ -1,9 +1,10 @@
-//! One-shot commits outside the WAL path: `import` and compaction.
+//! One-shot commits outside the WAL path: `import`.
 //!
-//! Both are re-runnable instead of journaled: an import that dies is simply run again (it skips
-//! records already committed, by `record_id`), and a compaction that dies leaves its inputs in
-//! place. Files are named after the commit number they belong to, so a retried attempt rewrites
-//! the same names rather than adding new ones.
+//! Re-runnable instead of journaled: an import that dies is simply run again (it skips records
+//! already committed, by `record_id`). Files are named after the commit number they belong to,
+//! so a retried attempt rewrites the same names rather than adding new ones. (Commits that
+//! replace files — compaction, retention, erasure — go through
+//! [`Maintainer`](crate::maintenance::Maintainer).)
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -19,9 +20,7 @@ use crate::error::{Error, Result};
 use crate::layout::{commit_file_name, day_of, partition_dir, valid_collector_id};
 use crate::location::StoreLocation;
 use crate::manifest::{Commit, FileEntry, MANIFEST_VERSION, Snapshot, write_commit};
-use crate::parquet_file::{
-    EncodedFile, ParquetOptions, decode, encode, file_schema, records_to_file_batch, sort,
-};
+use crate::parquet_file::{EncodedFile, ParquetOptions, encode, records_to_file_batch};
 
 /// What a one-shot commit did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,11 +33,9 @@ pub struct CommitReport {
     pub already_present: u64,
     /// Files added.
     pub files_added: Vec<FileEntry>,
-    /// Keys of files removed (compaction).
-    pub files_removed: Vec<String>,
 }
 
-/// Writes commits for one collector id (e.g. `import`, `compactor`).
+/// Writes commits that only add files, for one collector id (e.g. `import`).
 #[derive(Debug, Clone)]
 pub struct Committer {
     loc: StoreLocation,
@@ -113,95 +110,8 @@ impl Committer {
             report.commit = 0;
             return Ok(report);
         }
-        self.write(commit_no, kind, &report.files_added, &[])
-            .await?;
+        self.write(commit_no, kind, &report.files_added).await?;
         Ok(report)
-    }
-
-    /// Merges the files of one partition into as few as `max_file_rows` allows, without
-    /// changing any row: the new files hold exactly the same rows (checked by `record_id`
-    /// before committing), and the commit that adds them removes the old ones, which are then
-    /// deleted. Does nothing when the partition has fewer than `min_files` files.
-    pub async fn compact_partition(
-        &self,
-        tenant: &str,
-        day: NaiveDate,
-        min_files: usize,
-    ) -> Result<CommitReport> {
-        let snapshot = Snapshot::load(&self.loc).await?;
-        let dt = day.format("%Y-%m-%d").to_string();
-        let inputs: Vec<FileEntry> = snapshot
-            .partition(tenant, &dt)
-            .into_iter()
-            .cloned()
-            .collect();
-        if inputs.len() < min_files.max(2) {
-            return Ok(CommitReport::default());
-        }
-        let mut batches = Vec::new();
-        let mut rows_in = 0u64;
-        for f in &inputs {
-            let bytes = self.loc.get_bytes(&f.key).await?;
-            rows_in += f.rows;
-            batches.extend(decode(bytes)?);
-        }
-        let merged = arrow_select::concat::concat_batches(&file_schema(), &batches)
-            .map_err(Error::parquet)?;
-        let sorted = sort(&merged)?;
-        let ids_in = ids_of(std::slice::from_ref(&sorted))?;
-        let commit_no = snapshot
-            .collectors
-            .get(&self.collector_id)
-            .map_or(1, |c| c.last_commit + 1);
-        let mut added = Vec::new();
-        let mut offset = 0;
-        let mut part = 0u32;
-        while offset < sorted.num_rows() {
-            let len = self.max_file_rows.min(sorted.num_rows() - offset);
-            let chunk = sorted.slice(offset, len);
-            let tenant_arc: Arc<str> = tenant.into();
-            added.push(
-                self.write_file(&chunk, &tenant_arc, day, commit_no, part, "compaction")
-                    .await?,
-            );
-            offset += len;
-            part += 1;
-        }
-        // Re-read what was written and check it holds exactly the input rows.
-        let mut out_batches = Vec::new();
-        for f in &added {
-            let bytes = self.loc.get_bytes(&f.key).await?;
-            out_batches.extend(decode(bytes)?);
-        }
-        let rows_out: u64 = added.iter().map(|f| f.rows).sum();
-        if rows_out != rows_in || ids_of(&out_batches)? != ids_in {
-            return Err(Error::Parquet(format!(
-                "compaction of {tenant}/{dt} would change rows ({rows_in} in, {rows_out} out): not committed"
-            )));
-        }
-        let removed: Vec<String> = inputs.iter().map(|f| f.key.clone()).collect();
-        self.write(commit_no, "compaction", &added, &removed)
-            .await?;
-        for key in &removed {
-            if let Err(e) = self.loc.store.delete(&self.loc.path(key)).await {
-                tracing::warn!(key, error = %e, "could not delete a compacted file (it is no longer listed)");
-            }
-        }
-        tracing::info!(
-            tenant,
-            dt,
-            files_in = inputs.len(),
-            files_out = added.len(),
-            rows = rows_in,
-            "compacted"
-        );
-        Ok(CommitReport {
-            commit: commit_no,
-            records: rows_out,
-            already_present: 0,
-            files_added: added,
-            files_removed: removed,
-        })
     }
 
     async fn write_file(
@@ -228,13 +138,7 @@ impl Committer {
         Ok(file_entry(key, tenant, day, &encoded))
     }
 
-    async fn write(
-        &self,
-        commit: u64,
-        kind: &str,
-        added: &[FileEntry],
-        removed: &[String],
-    ) -> Result<()> {
+    async fn write(&self, commit: u64, kind: &str, added: &[FileEntry]) -> Result<()> {
         let c = Commit {
             version: MANIFEST_VERSION,
             collector_id: self.collector_id.clone(),
@@ -243,7 +147,7 @@ impl Committer {
             wal_first: None,
             wal_last: None,
             added: added.to_vec(),
-            removed: removed.to_vec(),
+            removed: Vec::new(),
             reason: None,
             created_at: chrono::Utc::now().to_rfc3339(),
         };
@@ -364,15 +268,6 @@ pub async fn record_ids(loc: &StoreLocation, files: &[&FileEntry]) -> Result<Has
             ids.extend(column_strings(&b.map_err(Error::parquet)?, "record_id")?);
         }
     }
-    Ok(ids)
-}
-
-fn ids_of(batches: &[RecordBatch]) -> Result<Vec<String>> {
-    let mut ids = Vec::new();
-    for b in batches {
-        ids.extend(column_strings(b, "record_id")?);
-    }
-    ids.sort_unstable();
     Ok(ids)
 }
 

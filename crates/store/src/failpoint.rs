@@ -11,7 +11,7 @@ pub const POINTS: &[&str] = &[
     "flush:after_commit",
 ];
 
-/// Points of a maintenance batch (retention, erasure), in order.
+/// Points of a maintenance batch (retention, erasure, compaction), in order.
 pub const MAINTENANCE_POINTS: &[&str] = &[
     "maintenance:after_intent",
     "maintenance:after_first_file",

@@ -59,6 +59,9 @@ use crate::location::StoreLocation;
 use crate::manifest::{Commit, FileEntry, MANIFEST_VERSION, Snapshot, create_commit, read_commit};
 use crate::parquet_file::{ParquetOptions, decode, encode, file_schema, sort};
 
+mod compaction;
+pub use compaction::{CompactOptions, CompactReport};
+
 /// Collector id maintenance commits are made as, unless configured otherwise.
 pub const DEFAULT_COLLECTOR_ID: &str = "maintenance";
 /// Files one run deletes or rewrites at most, unless told otherwise.
@@ -565,7 +568,8 @@ impl Maintainer {
         if dry {
             return Ok(out);
         }
-        self.commit_batch(op, &intent, out, added, removed).await
+        self.commit_batch(op.kind(), op.reason(), &intent, out, added, removed)
+            .await
     }
 
     /// Deletes every object an uncommitted batch may have written, then its intent.
@@ -632,10 +636,11 @@ impl Maintainer {
         Ok((out, added, removed))
     }
 
-    /// Commits a written batch, then finishes it.
-    async fn commit_batch<O: Operation>(
+    /// Commits a written batch as `kind` for `reason`, then finishes it.
+    async fn commit_batch(
         &self,
-        op: &O,
+        kind: &str,
+        reason: String,
         intent: &Intent,
         mut out: MaintenanceReport,
         added: Vec<FileEntry>,
@@ -653,12 +658,12 @@ impl Maintainer {
             version: MANIFEST_VERSION,
             collector_id: id.clone(),
             commit: commit_no,
-            kind: op.kind().to_owned(),
+            kind: kind.to_owned(),
             wal_first: None,
             wal_last: None,
             added,
             removed,
-            reason: Some(op.reason()),
+            reason: Some(reason),
             created_at: chrono::Utc::now().to_rfc3339(),
         };
         if let Err(e) = create_commit(&self.loc, &commit).await {
@@ -674,7 +679,7 @@ impl Maintainer {
         out.delete_failures += self.finish(&commit, intent).await?;
         tracing::info!(
             commit = commit_no,
-            kind = op.kind(),
+            kind,
             removed = commit.removed.len(),
             added = commit.added.len(),
             "maintenance commit"

@@ -132,7 +132,7 @@ fn compaction_publishes_its_removals_and_the_store_still_verifies() {
     let (after, rows_after) = stored(&store);
     assert!(after.len() < before.len(), "{before:?} -> {after:?}");
     assert_eq!(rows.len(), rows_after.len());
-    assert!(store.join("_integrity/compactor").is_dir());
+    assert!(store.join("_integrity/maintenance").is_dir());
 
     // Verified with the public half of the key in the environment (the default).
     let out = verify(&store, &["--strict"]);

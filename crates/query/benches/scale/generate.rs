@@ -18,6 +18,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use genai_audit_core::testkit::{Rng, genai_span};
 use genai_audit_core::{HashKey, IngestContext, Normalizer, NormalizerConfig, Source};
+use genai_audit_store::maintenance::{CompactOptions, Maintainer, MaintenanceOptions};
 use genai_audit_store::{Committer, StoreLocation};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
@@ -124,7 +125,7 @@ pub async fn generate(shape: &Shape, dir: &Path) -> Result<u64> {
         HashKey::new(&[7u8; 32]).context("hash key")?,
     );
     let committer = Committer::new(loc.clone(), "bench").context("committer")?;
-    let compactor = Committer::new(loc, "compactor").context("compactor")?;
+    let compactor = Maintainer::new(loc, MaintenanceOptions::default()).context("compactor")?;
     let zipf = Zipf::new(shape.users);
     let ids = ranked_users(shape);
     let mut rng = Rng::new(0xda7a);
@@ -153,12 +154,16 @@ pub async fn generate(shape: &Shape, dir: &Path) -> Result<u64> {
         let date = chrono::DateTime::from_timestamp_micros(DAY0_US + day * DAY_US)
             .context("date")?
             .date_naive();
-        for t in 0..shape.tenants {
-            compactor
-                .compact_partition(&format!("tenant-{t}"), date, 2)
-                .await
-                .with_context(|| format!("compact tenant-{t} {date}"))?;
-        }
+        let opts = CompactOptions {
+            tenant: None,
+            before: date.succ_opt().context("date")?,
+            min_files: 2,
+            max_file_rows: 1_000_000,
+        };
+        compactor
+            .compact(&opts, &())
+            .await
+            .with_context(|| format!("compact {date}"))?;
         eprintln!(
             "  day {}/{}: {written} records, {:.0} s",
             day + 1,

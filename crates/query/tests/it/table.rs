@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use genai_audit_query::datafusion::arrow::array::{Array, AsArray};
 use genai_audit_query::datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type};
 use genai_audit_query::{QueryOptions, audit_log_schema};
-use genai_audit_store::Committer;
 use genai_audit_store::layout::day_of;
+use genai_audit_store::maintenance::{CompactOptions, Maintainer, MaintenanceOptions};
 use genai_audit_store::manifest::Snapshot;
 
 use crate::common::{
@@ -261,12 +261,20 @@ async fn a_new_commit_is_visible_to_the_next_query_and_only_commits_count() {
     // Compaction replaces files: the next query reads the new ones only (the old are deleted).
     let before: BTreeSet<String> = engine.files().iter().map(|f| f.key.clone()).collect();
     let day = day_of(DAY0_US);
-    let report = Committer::new(store.loc.clone(), "compactor")
+    let report = Maintainer::new(store.loc.clone(), MaintenanceOptions::default())
         .unwrap()
-        .compact_partition("tenant0", day, 2)
+        .compact(
+            &CompactOptions {
+                tenant: Some("tenant0".into()),
+                before: day.succ_opt().unwrap(),
+                min_files: 2,
+                max_file_rows: 1_000_000,
+            },
+            &(),
+        )
         .await
         .unwrap();
-    assert_eq!(report.files_removed.len(), 2);
+    assert_eq!(report.files_in, 2);
     assert_eq!(scalar(&engine, count_rows).await, "65");
     let after: BTreeSet<String> = engine.files().iter().map(|f| f.key.clone()).collect();
     assert!(before.is_disjoint(&after), "{before:?} {after:?}");

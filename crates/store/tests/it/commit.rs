@@ -3,6 +3,8 @@
 use std::collections::BTreeSet;
 
 use arrow_array::{Array, StringArray};
+use futures::TryStreamExt;
+use genai_audit_store::maintenance::{CompactOptions, Maintainer, MaintenanceOptions};
 use genai_audit_store::manifest::Snapshot;
 use genai_audit_store::parquet_file::decode;
 use genai_audit_store::{Committer, StoreLocation};
@@ -102,12 +104,37 @@ async fn compaction_merges_small_files_without_changing_a_row() {
     let before = all_rows(&loc).await;
 
     // The compactor's id sorts before the writer's: removals must hold regardless.
-    let compactor = Committer::new(loc.clone(), "a-compactor").unwrap();
+    let compactor = Maintainer::new(
+        loc.clone(),
+        MaintenanceOptions {
+            collector_id: "a-compactor".into(),
+            ..MaintenanceOptions::default()
+        },
+    )
+    .unwrap();
     let day = chrono::NaiveDate::parse_from_str(&dt, "%Y-%m-%d").unwrap();
-    let report = compactor.compact_partition(&tenant, day, 2).await.unwrap();
-    assert_eq!(report.files_added.len(), 1);
-    assert_eq!(report.files_removed.len(), before_files);
-    assert_eq!(report.records, partition_rows);
+    // The partition's day is closed; the day after (if written) is not compacted.
+    let opts = CompactOptions {
+        tenant: Some(tenant.clone()),
+        before: day.succ_opt().unwrap(),
+        min_files: 2,
+        max_file_rows: 1_000_000,
+    };
+    let removed: Vec<String> = snap
+        .partition(&tenant, &dt)
+        .iter()
+        .map(|f| f.key.clone())
+        .collect();
+    let report = compactor.compact(&opts, &()).await.unwrap();
+    assert_eq!(
+        (
+            report.partitions,
+            report.files_in,
+            report.files_out,
+            report.rows
+        ),
+        (1, before_files as u64, 1, partition_rows)
+    );
 
     let after_snap = Snapshot::load(&loc).await.unwrap();
     assert_eq!(after_snap.partition(&tenant, &dt).len(), 1);
@@ -116,13 +143,20 @@ async fn compaction_merges_small_files_without_changing_a_row() {
         before,
         "every column of every row is unchanged"
     );
-    // The old objects are gone from the store, not just from the listing.
-    for key in &report.files_removed {
+    // The old objects are gone from the store, not just from the listing, and so is the intent.
+    for key in &removed {
         assert!(
             loc.store.head(&loc.path(key)).await.is_err(),
             "{key} still exists"
         );
     }
+    let leftovers: Vec<_> = loc
+        .store
+        .list(Some(&loc.path("_maintenance")))
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     let keys: BTreeSet<_> = after_snap
         .partition(&tenant, &dt)
         .iter()
@@ -130,6 +164,7 @@ async fn compaction_merges_small_files_without_changing_a_row() {
         .collect();
     assert!(keys.iter().all(|k| k.contains("a-compactor-c")), "{keys:?}");
     // Nothing left to do.
-    let again = compactor.compact_partition(&tenant, day, 2).await.unwrap();
-    assert_eq!(again.commit, 0);
+    let again = compactor.compact(&opts, &()).await.unwrap();
+    assert_eq!(again.commits, Vec::<u64>::new());
+    assert_eq!(again.partitions, 0);
 }

@@ -14,6 +14,7 @@ use genai_audit_store::integrity::{
     checkpoint_key, prove_file, publish_checkpoint, publish_checkpoint_with, verify,
 };
 use genai_audit_store::layout::manifest_key;
+use genai_audit_store::maintenance::{CompactOptions, Maintainer, MaintenanceOptions};
 use genai_audit_store::manifest::{Commit, MANIFEST_VERSION, Snapshot, write_commit};
 use object_store::{ObjectStoreExt, PutPayload};
 
@@ -532,13 +533,27 @@ async fn removals_with_their_signed_leaf_verify_clean() {
         .find(|f| snap.partition(&f.tenant, &f.dt).len() == 2)
         .unwrap()
         .clone();
-    let day = f.dt.parse().unwrap();
-    let compacted = Committer::new(loc.clone(), "compactor")
-        .unwrap()
-        .compact_partition(&f.tenant, day, 2)
-        .await
-        .unwrap();
-    assert_eq!(compacted.files_removed.len(), 2);
+    let day: chrono::NaiveDate = f.dt.parse().unwrap();
+    let compacted = Maintainer::new(
+        loc.clone(),
+        MaintenanceOptions {
+            collector_id: "compactor".into(),
+            ..MaintenanceOptions::default()
+        },
+    )
+    .unwrap()
+    .compact(
+        &CompactOptions {
+            tenant: Some(f.tenant.clone()),
+            before: day.succ_opt().unwrap(),
+            min_files: 2,
+            max_file_rows: 1_000_000,
+        },
+        &(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((compacted.partitions, compacted.files_in), (1, 2));
     let cp = publish_checkpoint_with(
         &loc,
         "compactor",

@@ -1,10 +1,11 @@
 //! Retention, erasure and legal holds: real Parquet rewritten, committed, read back; crashes
-//! at each step of a batch (child processes aborted by failpoints); racing runs; S3 (moto).
+//! at each step of a batch (child processes aborted by failpoints); racing runs, compaction
+//! among them; S3 (moto).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arrow_array::{Array, Decimal128Array, StringArray};
 use chrono::NaiveDate;
@@ -12,7 +13,9 @@ use futures::TryStreamExt;
 use genai_audit_core::{AuditRecord, HashKey, RetentionPolicy};
 use genai_audit_store::erasure::{self, ErasureMode, ErasureRequest, ErasureRun};
 use genai_audit_store::holds::{self, HoldSet};
-use genai_audit_store::maintenance::{Maintainer, MaintenanceOptions, MaintenanceReport, Progress};
+use genai_audit_store::maintenance::{
+    CompactOptions, Maintainer, MaintenanceOptions, MaintenanceReport, Progress,
+};
 use genai_audit_store::manifest::{
     Commit, MANIFEST_VERSION, Snapshot, create_commit, load_commits,
 };
@@ -586,25 +589,38 @@ async fn erasure_under_a_hold_is_refused_naming_the_hold_and_changes_nothing() {
 
 const CHILD_ENV: &str = "GENAI_STORE_MAINT_CHILD";
 
-/// Child side: erases the subject (delete mode, one file per commit) with a failpoint armed.
+/// Child side, with a failpoint armed: erases the subject (delete mode, one file per commit),
+/// or (`GENAI_STORE_MAINT_OP=compact`) compacts every partition.
 #[test]
 fn maintenance_crash_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return;
     };
     let fp = std::env::var("GENAI_STORE_FAILPOINT").unwrap();
+    let op = std::env::var("GENAI_STORE_MAINT_OP").unwrap_or_default();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let loc = StoreLocation::local(Path::new(&dir)).unwrap();
         genai_audit_store::failpoint::arm(&fp);
         println!("ARMED");
-        let run = erasure_run(HoldSet::default(), ErasureMode::Delete, None);
-        maintainer(&loc, 1, false).erase(&run, &()).await.unwrap();
+        if op == "compact" {
+            maintainer(&loc, 1, false)
+                .compact(&compact_all(), &())
+                .await
+                .unwrap();
+        } else {
+            let run = erasure_run(HoldSet::default(), ErasureMode::Delete, None);
+            maintainer(&loc, 1, false).erase(&run, &()).await.unwrap();
+        }
         println!("FINISHED");
     });
 }
 
 fn run_child(dir: &Path, failpoint: &str) -> String {
+    run_child_op(dir, failpoint, "erase")
+}
+
+fn run_child_op(dir: &Path, failpoint: &str, op: &str) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -614,6 +630,7 @@ fn run_child(dir: &Path, failpoint: &str) -> String {
         ])
         .env(CHILD_ENV, dir)
         .env("GENAI_STORE_FAILPOINT", failpoint)
+        .env("GENAI_STORE_MAINT_OP", op)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
@@ -670,6 +687,39 @@ fn a_crash_at_each_step_of_a_batch_is_invisible_to_readers_and_the_next_run_comp
                     "{fp}: {id}"
                 );
             }
+            assert_tidy(&loc).await;
+        });
+    }
+}
+
+#[test]
+fn a_crash_at_each_step_of_a_compaction_loses_and_doubles_nothing_and_the_next_run_completes_it() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for fp in genai_audit_store::failpoint::MAINTENANCE_POINTS {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = StoreLocation::local(dir.path()).unwrap();
+        let before = rt.block_on(async {
+            filled(&loc, 600).await;
+            rows(&loc).await
+        });
+        run_child_op(dir.path(), fp, "compact");
+        rt.block_on(async {
+            // Every row exactly once (`rows` fails on a second copy), unchanged.
+            assert_eq!(rows(&loc).await, before, "{fp}");
+            let report = maintainer(&loc, 1, false)
+                .compact(&compact_all(), &())
+                .await
+                .unwrap();
+            // The crashed partition is either committed (finished by recovery) or not (merged
+            // now); the other five are merged by this run.
+            let expect = if matches!(*fp, "maintenance:after_commit" | "maintenance:after_delete") {
+                5
+            } else {
+                6
+            };
+            assert_eq!(report.partitions, expect, "{fp}: {report:?}");
+            assert_eq!(rows(&loc).await, before, "{fp}");
+            assert_eq!(Snapshot::load(&loc).await.unwrap().files.len(), 6, "{fp}");
             assert_tidy(&loc).await;
         });
     }
@@ -790,6 +840,205 @@ async fn concurrent_erasures_of_different_users_all_complete_without_corruption(
         let report = t.await.unwrap().unwrap();
         assert!(report.rows_deleted > 0, "{report:?}");
     }
+    let after = rows(&loc).await;
+    for (id, row) in &before {
+        let erased = users.contains(&row.get("user_id"));
+        assert_eq!(!after.contains_key(id), erased, "{id}");
+        if !erased {
+            assert_eq!(&after[id], row);
+        }
+    }
+    assert_tidy(&loc).await;
+}
+
+/// Compaction of every partition of the test store (all days are closed).
+fn compact_all() -> CompactOptions {
+    CompactOptions {
+        tenant: None,
+        before: date(DAY0 + 10),
+        min_files: 2,
+        max_file_rows: 1_000_000,
+    }
+}
+
+/// Progress of an erasure that, once every planned file is read and rewritten (nothing
+/// committed yet), runs a whole compaction of the store to completion, as a concurrent
+/// `genai-audit compact` would. The erasure has then read every file it needs, so only the
+/// commit protocol can tell it that they were replaced.
+struct CompactBehindTheBack {
+    loc: StoreLocation,
+    collector_id: &'static str,
+    planned: AtomicU64,
+    done: AtomicU64,
+    fired: AtomicBool,
+    rt: tokio::runtime::Handle,
+}
+
+impl Progress for CompactBehindTheBack {
+    fn planned(&self, files: u64) {
+        self.planned.store(files, Ordering::SeqCst);
+        self.done.store(0, Ordering::SeqCst);
+    }
+
+    fn file_done(&self) {
+        let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+        if done < self.planned.load(Ordering::SeqCst) || self.fired.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let loc = self.loc.clone();
+        let id = self.collector_id;
+        let handle = self.rt.clone();
+        std::thread::spawn(move || {
+            handle.block_on(async {
+                let opts = MaintenanceOptions {
+                    collector_id: id.into(),
+                    ..MaintenanceOptions::default()
+                };
+                let report = Maintainer::new(loc, opts)
+                    .unwrap()
+                    .compact(&compact_all(), &())
+                    .await
+                    .unwrap();
+                assert_eq!(report.partitions, 6, "{report:?}");
+            })
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_partitions_and_a_second_run_has_nothing_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = StoreLocation::local(dir.path()).unwrap();
+    filled(&loc, 600).await;
+    let before = rows(&loc).await;
+    assert_eq!(Snapshot::load(&loc).await.unwrap().files.len(), 12);
+
+    let dry = maintainer(&loc, 64, true)
+        .compact(&compact_all(), &())
+        .await
+        .unwrap();
+    assert_eq!((dry.partitions, dry.files_in, dry.files_out), (6, 12, 6));
+    assert!(dry.commits.is_empty());
+    assert_eq!(rows(&loc).await, before, "a dry run changes nothing");
+
+    // A run limited to 3 files merges one partition (2 files) and leaves the rest.
+    let limited = Maintainer::new(
+        loc.clone(),
+        MaintenanceOptions {
+            max_files: 3,
+            ..MaintenanceOptions::default()
+        },
+    )
+    .unwrap()
+    .compact(&compact_all(), &())
+    .await
+    .unwrap();
+    assert_eq!((limited.partitions, limited.files_remaining), (1, 10));
+
+    let report = maintainer(&loc, 64, false)
+        .compact(&compact_all(), &())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.partitions, report.files_in, report.rows),
+        (5, 10, 500)
+    );
+    let snap = Snapshot::load(&loc).await.unwrap();
+    assert_eq!(snap.files.len(), 6, "one file per partition");
+    let commits = load_commits(&loc).await.unwrap();
+    let compactions: Vec<&Commit> = commits.iter().filter(|c| c.kind == "compaction").collect();
+    assert_eq!(compactions.len(), 6);
+    assert!(compactions.iter().all(|c| c.collector_id == "maintenance"
+        && c.removed.len() == 2
+        && c.reason.as_deref().is_some_and(|r| r.contains("unchanged"))));
+    assert_eq!(rows(&loc).await, before, "every row unchanged, none twice");
+    assert_tidy(&loc).await;
+
+    let again = maintainer(&loc, 64, false)
+        .compact(&compact_all(), &())
+        .await
+        .unwrap();
+    assert_eq!((again.partitions, again.commits.len()), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_overtaken_by_a_compaction_replans_and_no_erased_row_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = StoreLocation::local(dir.path()).unwrap();
+    filled(&loc, 600).await;
+    let before = rows(&loc).await;
+    let compactor = CompactBehindTheBack {
+        loc: loc.clone(),
+        collector_id: "maintenance",
+        planned: AtomicU64::new(0),
+        done: AtomicU64::new(0),
+        fired: AtomicBool::new(false),
+        rt: tokio::runtime::Handle::current(),
+    };
+    let run = erasure_run(HoldSet::default(), ErasureMode::Delete, None);
+    // The erasure has read and rewritten a file when the compaction replaces every file and
+    // commits first: the erasure loses its commit number, replans on the compacted files and
+    // erases there.
+    let report = maintainer(&loc, 64, false)
+        .erase(&run, &compactor)
+        .await
+        .unwrap();
+    assert!(compactor.fired.load(Ordering::SeqCst));
+    assert!(report.rows_deleted > 0, "{report:?}");
+    let after = rows(&loc).await; // fails on a record id seen twice
+    for (id, row) in &before {
+        let erased = row.get("user_id") == SUBJECT;
+        assert_eq!(!after.contains_key(id), erased, "{id}");
+        if !erased {
+            assert_eq!(&after[id], row);
+        }
+    }
+    assert_tidy(&loc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_and_erasures_running_together_keep_every_row_once_and_erase_the_subjects() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = StoreLocation::local(dir.path()).unwrap();
+    filled(&loc, 600).await;
+    let before = rows(&loc).await;
+    let users = ["user-1", "user-2", "user-3"];
+    let compaction = {
+        let loc = loc.clone();
+        tokio::spawn(async move {
+            maintainer(&loc, 64, false)
+                .compact(&compact_all(), &())
+                .await
+        })
+    };
+    let erasures: Vec<_> = users
+        .iter()
+        .map(|u| {
+            let loc = loc.clone();
+            let u = (*u).to_owned();
+            tokio::spawn(async move {
+                let run = ErasureRun::new(
+                    ErasureRequest {
+                        user_id: u,
+                        tenant: None,
+                        mode: ErasureMode::Delete,
+                        request: "DSR".into(),
+                    },
+                    &key(),
+                    HoldSet::default(),
+                )
+                .unwrap();
+                maintainer(&loc, 2, false).erase(&run, &()).await
+            })
+        })
+        .collect();
+    for t in erasures {
+        let report = t.await.unwrap().unwrap();
+        assert!(report.rows_deleted > 0, "{report:?}");
+    }
+    compaction.await.unwrap().unwrap();
     let after = rows(&loc).await;
     for (id, row) in &before {
         let erased = users.contains(&row.get("user_id"));
