@@ -131,34 +131,17 @@ pub fn run_compact(args: &CompactArgs) -> Result<ExitCode> {
             .context("compacting")?;
         bar.0.finish_and_clear();
         print_compact_report(&report);
-        Ok(if report.delete_failures > 0 {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        })
+        Ok(exit_code(report.delete_failures))
     })
 }
 
 #[allow(clippy::print_stdout)]
 fn print_compact_report(r: &CompactReport) {
-    if r.dry_run {
-        println!("dry run: nothing was changed");
-    }
-    let commits: Vec<String> = r.commits.iter().map(u64::to_string).collect();
-    println!("commits: {} [{}]", r.commits.len(), commits.join(", "));
+    print_commits(r.dry_run, &r.commits);
     println!("partitions compacted: {}", r.partitions);
     println!("files: {} -> {}", r.files_in, r.files_out);
     println!("rows rewritten (unchanged): {}", r.rows);
-    println!("files remaining: {}", r.files_remaining);
-    if r.files_remaining > 0 {
-        println!("(--max-files reached: run again for the rest)");
-    }
-    if r.delete_failures > 0 {
-        println!(
-            "replaced files not deleted: {} (no longer listed; the next run retries)",
-            r.delete_failures
-        );
-    }
+    print_leftovers(r.files_remaining, r.delete_failures);
 }
 
 /// `genai-audit retention …`.
@@ -204,7 +187,7 @@ pub fn run_retention(args: &RetentionArgs) -> Result<ExitCode> {
             .context("applying retention")?;
         bar.0.finish_and_clear();
         print_report(&report, None);
-        Ok(exit_code(&report))
+        Ok(exit_code(report.delete_failures))
     })
 }
 
@@ -272,7 +255,7 @@ pub fn run_erase(args: &EraseArgs) -> Result<ExitCode> {
         let report = maintainer.erase(&run, &bar).await.context("erasing")?;
         bar.0.finish_and_clear();
         print_report(&report, Some(run.subject_hash()));
-        Ok(exit_code(&report))
+        Ok(exit_code(report.delete_failures))
     })
 }
 
@@ -433,8 +416,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// 1 when replaced files could not be deleted (they are no longer listed; the next run retries).
-fn exit_code(report: &MaintenanceReport) -> ExitCode {
-    if report.delete_failures > 0 {
+/// 1 when replaced files could not be deleted (the commits stand; the next run retries).
+fn exit_code(delete_failures: u64) -> ExitCode {
+    if delete_failures > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -443,14 +427,10 @@ fn exit_code(report: &MaintenanceReport) -> ExitCode {
 
 #[allow(clippy::print_stdout)]
 fn print_report(r: &MaintenanceReport, subject: Option<&str>) {
-    if r.dry_run {
-        println!("dry run: nothing was changed");
-    }
     if let Some(s) = subject {
         println!("subject (keyed hash): {s}");
     }
-    let commits: Vec<String> = r.commits.iter().map(u64::to_string).collect();
-    println!("commits: {} [{}]", r.commits.len(), commits.join(", "));
+    print_commits(r.dry_run, &r.commits);
     println!("footers read: {}", r.footers_read);
     println!("files read: {}", r.files_read);
     println!("files deleted: {}", r.files_deleted);
@@ -460,14 +440,29 @@ fn print_report(r: &MaintenanceReport, subject: Option<&str>) {
     println!("rows kept by legal holds: {}", r.rows_held);
     println!("bytes removed: {}", r.bytes_removed);
     println!("bytes written: {}", r.bytes_written);
-    println!("files remaining: {}", r.files_remaining);
-    if r.files_remaining > 0 {
+    print_leftovers(r.files_remaining, r.delete_failures);
+}
+
+/// The first lines of every run's summary.
+#[allow(clippy::print_stdout)]
+fn print_commits(dry_run: bool, commits: &[u64]) {
+    if dry_run {
+        println!("dry run: nothing was changed");
+    }
+    let list: Vec<String> = commits.iter().map(u64::to_string).collect();
+    println!("commits: {} [{}]", commits.len(), list.join(", "));
+}
+
+/// The last lines of every run's summary: what is left for the next run.
+#[allow(clippy::print_stdout)]
+fn print_leftovers(files_remaining: u64, delete_failures: u64) {
+    println!("files remaining: {files_remaining}");
+    if files_remaining > 0 {
         println!("(--max-files reached: run again for the rest)");
     }
-    if r.delete_failures > 0 {
+    if delete_failures > 0 {
         println!(
-            "replaced files not deleted: {} (no longer listed; the next run retries)",
-            r.delete_failures
+            "replaced files not deleted: {delete_failures} (no longer listed; the next run retries)"
         );
     }
 }

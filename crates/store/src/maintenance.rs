@@ -360,11 +360,7 @@ impl Maintainer {
             let (snapshot, mut plan) = match attempt.await {
                 Ok(p) => p,
                 Err(e) if lost_race(&e) => {
-                    races += 1;
-                    if races >= MAX_RACES {
-                        return Err(Error::StaleSnapshot { attempts: races });
-                    }
-                    back_off(races).await;
+                    replan_after(&mut races, &e).await?;
                     continue 'plan;
                 }
                 Err(e) => return Err(e),
@@ -390,12 +386,7 @@ impl Maintainer {
                     // Another run committed first (this number, or a replacement of a file we
                     // planned): nothing of this attempt is visible; plan again from its result.
                     Err(e) if lost_race(&e) => {
-                        races += 1;
-                        tracing::info!(races, error = %e, "lost a race with another run: replanning");
-                        if races >= MAX_RACES {
-                            return Err(Error::StaleSnapshot { attempts: races });
-                        }
-                        back_off(races).await;
+                        replan_after(&mut races, &e).await?;
                         continue 'plan;
                     }
                     Err(e) => return Err(e),
@@ -800,6 +791,18 @@ impl Maintainer {
             schema_fingerprint: genai_audit_core::schema::schema_fingerprint(),
         })
     }
+}
+
+/// After losing race `e`: counts it and gives up after [`MAX_RACES`] in a row
+/// ([`Error::StaleSnapshot`]); else waits a random back-off before the caller plans again.
+async fn replan_after(races: &mut u32, e: &Error) -> Result<()> {
+    *races += 1;
+    tracing::info!(races = *races, error = %e, "lost a race with another run: replanning");
+    if *races >= MAX_RACES {
+        return Err(Error::StaleSnapshot { attempts: *races });
+    }
+    back_off(*races).await;
+    Ok(())
 }
 
 /// A random pause growing with the races lost, so the winner can get ahead instead of every run

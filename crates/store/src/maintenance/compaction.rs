@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use super::{Intent, Maintainer, MaintenanceReport, Progress, back_off, lost_race};
+use super::{Intent, Maintainer, MaintenanceReport, Progress, lost_race, replan_after};
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::layout::rewrite_file_name;
@@ -21,8 +21,6 @@ use crate::parquet_file::{file_schema, sort};
 
 /// Commit kind of a compaction.
 pub const COMPACTION_KIND: &str = "compaction";
-/// Lost races in a row before a compaction gives up.
-const MAX_RACES: u32 = 8;
 
 /// Which partitions a compaction merges, and into what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,12 +119,7 @@ impl Maintainer {
                         }
                     }
                     Err(e) if lost_race(&e) => {
-                        races += 1;
-                        tracing::info!(races, error = %e, "compaction lost a race with another run: replanning");
-                        if races >= MAX_RACES {
-                            return Err(Error::StaleSnapshot { attempts: races });
-                        }
-                        back_off(races).await;
+                        replan_after(&mut races, &e).await?;
                         continue 'plan;
                     }
                     Err(e) => return Err(e),

@@ -808,6 +808,50 @@ async fn a_run_that_loses_its_commit_number_replans_and_leaves_no_orphan() {
     assert_tidy(&loc).await;
 }
 
+/// Erasures (delete mode, two files per commit) of each of `users`, running concurrently.
+fn spawn_erasures(
+    loc: &StoreLocation,
+    users: &[&str],
+) -> Vec<tokio::task::JoinHandle<genai_audit_store::Result<MaintenanceReport>>> {
+    users
+        .iter()
+        .map(|u| {
+            let loc = loc.clone();
+            let run = ErasureRun::new(
+                ErasureRequest {
+                    user_id: (*u).to_owned(),
+                    tenant: None,
+                    mode: ErasureMode::Delete,
+                    request: "DSR".into(),
+                },
+                &key(),
+                HoldSet::default(),
+            )
+            .unwrap();
+            tokio::spawn(async move { maintainer(&loc, 2, false).erase(&run, &()).await })
+        })
+        .collect()
+}
+
+/// `after` holds every row of `before` unchanged except those of `users`, which are gone.
+fn assert_only_erased(
+    before: &BTreeMap<String, Row>,
+    after: &BTreeMap<String, Row>,
+    users: &[&str],
+) {
+    for (id, row) in before {
+        let erased = users.contains(&row.get("user_id"));
+        assert_eq!(!after.contains_key(id), erased, "{id}");
+        if !erased {
+            assert_eq!(&after[id], row);
+        }
+    }
+    assert!(
+        after.keys().all(|id| before.contains_key(id)),
+        "no new rows"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_erasures_of_different_users_all_complete_without_corruption() {
     let dir = tempfile::tempdir().unwrap();
@@ -815,39 +859,11 @@ async fn concurrent_erasures_of_different_users_all_complete_without_corruption(
     filled(&loc, 600).await;
     let before = rows(&loc).await;
     let users = ["user-1", "user-2", "user-3", "user-4"];
-    let tasks: Vec<_> = users
-        .iter()
-        .map(|u| {
-            let loc = loc.clone();
-            let u = (*u).to_owned();
-            tokio::spawn(async move {
-                let run = ErasureRun::new(
-                    ErasureRequest {
-                        user_id: u,
-                        tenant: None,
-                        mode: ErasureMode::Delete,
-                        request: "DSR".into(),
-                    },
-                    &key(),
-                    HoldSet::default(),
-                )
-                .unwrap();
-                maintainer(&loc, 2, false).erase(&run, &()).await
-            })
-        })
-        .collect();
-    for t in tasks {
+    for t in spawn_erasures(&loc, &users) {
         let report = t.await.unwrap().unwrap();
         assert!(report.rows_deleted > 0, "{report:?}");
     }
-    let after = rows(&loc).await;
-    for (id, row) in &before {
-        let erased = users.contains(&row.get("user_id"));
-        assert_eq!(!after.contains_key(id), erased, "{id}");
-        if !erased {
-            assert_eq!(&after[id], row);
-        }
-    }
+    assert_only_erased(&before, &rows(&loc).await, &users);
     assert_tidy(&loc).await;
 }
 
@@ -987,14 +1003,8 @@ async fn an_erasure_overtaken_by_a_compaction_replans_and_no_erased_row_comes_ba
         .unwrap();
     assert!(compactor.fired.load(Ordering::SeqCst));
     assert!(report.rows_deleted > 0, "{report:?}");
-    let after = rows(&loc).await; // fails on a record id seen twice
-    for (id, row) in &before {
-        let erased = row.get("user_id") == SUBJECT;
-        assert_eq!(!after.contains_key(id), erased, "{id}");
-        if !erased {
-            assert_eq!(&after[id], row);
-        }
-    }
+    // `rows` fails on a record id seen twice.
+    assert_only_erased(&before, &rows(&loc).await, &[SUBJECT]);
     assert_tidy(&loc).await;
 }
 
@@ -1013,40 +1023,12 @@ async fn compaction_and_erasures_running_together_keep_every_row_once_and_erase_
                 .await
         })
     };
-    let erasures: Vec<_> = users
-        .iter()
-        .map(|u| {
-            let loc = loc.clone();
-            let u = (*u).to_owned();
-            tokio::spawn(async move {
-                let run = ErasureRun::new(
-                    ErasureRequest {
-                        user_id: u,
-                        tenant: None,
-                        mode: ErasureMode::Delete,
-                        request: "DSR".into(),
-                    },
-                    &key(),
-                    HoldSet::default(),
-                )
-                .unwrap();
-                maintainer(&loc, 2, false).erase(&run, &()).await
-            })
-        })
-        .collect();
-    for t in erasures {
+    for t in spawn_erasures(&loc, &users) {
         let report = t.await.unwrap().unwrap();
         assert!(report.rows_deleted > 0, "{report:?}");
     }
     compaction.await.unwrap().unwrap();
-    let after = rows(&loc).await;
-    for (id, row) in &before {
-        let erased = users.contains(&row.get("user_id"));
-        assert_eq!(!after.contains_key(id), erased, "{id}");
-        if !erased {
-            assert_eq!(&after[id], row);
-        }
-    }
+    assert_only_erased(&before, &rows(&loc).await, &users);
     assert_tidy(&loc).await;
 }
 
