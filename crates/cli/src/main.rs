@@ -52,9 +52,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Merge the small files of closed days into large ones, without changing any row.
     ///
-    /// Each partition (tenant, day) with at least --min-files files is rewritten as files of up
-    /// to --max-file-rows rows; the new files are checked row for row against the old ones
-    /// before one commit swaps them. Days from today (UTC) on are left alone. Commits are made
+    /// In each partition (tenant, day) with at least --min-files files, the files that are not
+    /// full are merged in groups of up to --max-file-rows rows; each new file is checked row for
+    /// row against the old ones before its commit swaps them. Days from today (UTC) on are left alone. Commits are made
     /// as `maintenance.collector_id`, like retention and erasure, so the three can run at the
     /// same time: a run that loses a race plans again from the winner's files.
     Compact(maintenance::CompactArgs),

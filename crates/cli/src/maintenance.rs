@@ -102,7 +102,8 @@ pub struct CompactArgs {
     /// Compact a partition only when it has at least this many files.
     #[arg(long, default_value_t = 4)]
     min_files: usize,
-    /// Rows per output file.
+    /// Rows per output file at most. Small files are merged in groups of up to this many
+    /// rows, each held in memory while it is merged.
     #[arg(long, default_value_t = 1_000_000)]
     max_file_rows: usize,
 }

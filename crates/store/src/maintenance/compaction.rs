@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::layout::rewrite_file_name;
 use crate::manifest::{FileEntry, Snapshot};
-use crate::parquet_file::{file_schema, sort};
+use crate::parquet_file::file_schema;
 
 /// Commit kind of a compaction.
 pub const COMPACTION_KIND: &str = "compaction";
@@ -31,7 +31,8 @@ pub struct CompactOptions {
     pub before: NaiveDate,
     /// Merge a partition only when it has at least this many files (at least 2).
     pub min_files: usize,
-    /// Rows per output file at most.
+    /// Rows per output file at most. A group of files up to this many rows is merged in
+    /// memory, so this also bounds the memory of a run.
     pub max_file_rows: usize,
 }
 
@@ -40,29 +41,32 @@ pub struct CompactOptions {
 pub struct CompactReport {
     /// Whether nothing was changed.
     pub dry_run: bool,
-    /// Partitions merged (one commit each).
+    /// Partitions in which files were merged.
     pub partitions: u64,
     /// Files replaced.
     pub files_in: u64,
-    /// Files written.
+    /// Files written (one per group of merged files, one commit each).
     pub files_out: u64,
     /// Rows moved (unchanged) into the new files.
     pub rows: u64,
     /// Commit numbers written, in order.
     pub commits: Vec<u64>,
-    /// Files of partitions left for a later run (the run's `max_files` was reached).
+    /// Files of groups left for a later run (the run's `max_files` was reached).
     pub files_remaining: u64,
     /// Replaced files that could not be deleted (the next run retries).
     pub delete_failures: u64,
 }
 
 impl Maintainer {
-    /// Merges the files of every closed partition with at least `opts.min_files` files into
-    /// files of `opts.max_file_rows` rows at most, one commit per partition. The new files
-    /// hold exactly the rows of the old ones (checked by reading them back before the commit).
-    /// A partition another run changed meanwhile is planned again from what that run left.
-    /// A run replaces at most the run's `max_files` files (but always merges one partition);
-    /// the partitions beyond are counted in [`CompactReport::files_remaining`].
+    /// Merges the small files of every closed partition that has at least `opts.min_files`
+    /// files. A partition's files are taken in key order and packed into groups of at most
+    /// `opts.max_file_rows` rows; each group of two or more files becomes one file, in one
+    /// commit. So a run holds one group's rows in memory, never a whole day, and files that
+    /// are already full are left alone. The new file holds exactly the rows of the old ones
+    /// (checked by reading it back before the commit). A group another run changed meanwhile
+    /// is planned again from what that run left. A run replaces at most the run's `max_files`
+    /// files (but always merges one group); the rest is counted in
+    /// [`CompactReport::files_remaining`].
     pub async fn compact(
         &self,
         opts: &CompactOptions,
@@ -77,42 +81,43 @@ impl Maintainer {
             dry_run: self.opts.dry_run,
             ..CompactReport::default()
         };
+        let mut touched = std::collections::BTreeSet::new();
         if !self.opts.dry_run {
             self.recover().await?;
         }
         let mut races = 0;
         'plan: loop {
             let snapshot = Snapshot::load(&self.loc).await?;
-            let partitions = plan(&snapshot, opts);
-            progress.planned(partitions.values().map(|f| f.len() as u64).sum());
+            let groups = plan(&snapshot, opts);
+            progress.planned(groups.iter().map(|g| g.len() as u64).sum());
             let mut next_commit = snapshot
                 .collectors
                 .get(&self.opts.collector_id)
                 .map_or(1, |c| c.last_commit + 1);
             report.files_remaining = 0;
             let mut budget = self.opts.max_files.saturating_sub(report.files_in as usize);
-            for files in partitions.values() {
-                if files.len() > budget && report.partitions > 0 {
+            for files in &groups {
+                if files.len() > budget && report.files_in > 0 {
                     report.files_remaining += files.len() as u64;
                     continue;
                 }
                 budget = budget.saturating_sub(files.len());
-                if self.opts.dry_run {
-                    report.partitions += 1;
-                    report.files_in += files.len() as u64;
-                    report.rows += files.iter().map(|f| f.rows).sum::<u64>();
-                    report.files_out += parts(files, opts.max_file_rows) as u64;
-                    continue;
-                }
-                match self.compact_partition(files, opts, next_commit).await {
-                    Ok(done) => {
-                        report.partitions += 1;
+                let result = if self.opts.dry_run {
+                    Ok((files.iter().map(|f| f.rows).sum(), 0))
+                } else {
+                    self.compact_group(files, next_commit).await
+                };
+                match result {
+                    Ok((rows, delete_failures)) => {
+                        report.delete_failures += delete_failures;
+                        touched.insert((files[0].tenant.clone(), files[0].dt.clone()));
                         report.files_in += files.len() as u64;
-                        report.files_out += done.files_out;
-                        report.rows += done.rows;
-                        report.commits.push(next_commit);
-                        report.delete_failures += done.delete_failures;
-                        next_commit += 1;
+                        report.files_out += 1;
+                        report.rows += rows;
+                        if !self.opts.dry_run {
+                            report.commits.push(next_commit);
+                            next_commit += 1;
+                        }
                         races = 0;
                         for _ in files {
                             progress.file_done();
@@ -127,49 +132,45 @@ impl Maintainer {
             }
             break;
         }
+        report.partitions = touched.len() as u64;
         if !self.opts.dry_run {
             self.recover().await?;
         }
         Ok(report)
     }
 
-    /// One partition: intent, merged files, commit, then [`Maintainer::finish`].
-    async fn compact_partition(
-        &self,
-        files: &[FileEntry],
-        opts: &CompactOptions,
-        commit_no: u64,
-    ) -> Result<CompactReport> {
+    /// One group: intent, the merged file, commit, then [`Maintainer::finish`]. Returns the rows
+    /// moved and the replaced files that could not be deleted.
+    async fn compact_group(&self, files: &[FileEntry], commit_no: u64) -> Result<(u64, u64)> {
         let Some(first) = files.first() else {
-            return Ok(CompactReport::default());
+            return Ok((0, 0));
         };
         let id = &self.opts.collector_id;
         let run = crate::random_token()?;
         let dir = first.key.rsplit_once('/').map_or("", |(d, _)| d);
-        let reserved: Vec<String> = (0..parts(files, opts.max_file_rows))
-            .map(|part| format!("{dir}/{}", rewrite_file_name(id, commit_no, &run, part)))
-            .collect();
         let intent = Intent {
             collector_id: id.clone(),
             commit: commit_no,
-            run,
             kind: COMPACTION_KIND.to_owned(),
             candidates: files.iter().map(|f| f.key.clone()).collect(),
-            reserved,
+            reserved: vec![format!(
+                "{dir}/{}",
+                rewrite_file_name(id, commit_no, &run, 0)
+            )],
+            run,
             created_at: chrono::Utc::now().to_rfc3339(),
         };
         self.put_intent(&intent).await?;
         failpoint::hit("maintenance:after_intent");
-        let added = match self.merge(files, &intent, opts.max_file_rows).await {
+        let added = match self.merge(files, &intent).await {
             Ok(added) => added,
             Err(e) => {
-                // Nothing is committed: what this partition's run wrote is ours to delete.
+                // Nothing is committed: what this group's run wrote is ours to delete.
                 self.abandon(&intent).await;
                 return Err(e);
             }
         };
-        let rows = added.iter().map(|f| f.rows).sum();
-        let files_out = added.len() as u64;
+        let rows = added.rows;
         let reason = format!(
             "merged {} files of tenant={} dt={} ({rows} rows, unchanged)",
             files.len(),
@@ -183,7 +184,7 @@ impl Maintainer {
                 reason,
                 &intent,
                 MaintenanceReport::default(),
-                added,
+                vec![added],
                 removed,
             )
             .await?;
@@ -191,27 +192,19 @@ impl Maintainer {
             tenant = first.tenant,
             dt = first.dt,
             files_in = files.len(),
-            files_out,
             rows,
             commit = commit_no,
             "compacted"
         );
-        Ok(CompactReport {
-            rows,
-            files_out,
-            delete_failures: done.delete_failures,
-            ..CompactReport::default()
-        })
+        Ok((rows, done.delete_failures))
     }
 
-    /// Reads every file, sorts the rows as the writer does and writes them to the intent's
-    /// reserved names. Each file is read back and checked against its rows before it counts.
-    async fn merge(
-        &self,
-        files: &[FileEntry],
-        intent: &Intent,
-        max_file_rows: usize,
-    ) -> Result<Vec<FileEntry>> {
+    /// Reads every file of the group, sorts the rows as the writer does and writes them to the
+    /// intent's reserved name; the file is read back and checked against its rows.
+    async fn merge(&self, files: &[FileEntry], intent: &Intent) -> Result<FileEntry> {
+        let (Some(first), Some(key)) = (files.first(), intent.reserved.first()) else {
+            return Err(Error::InvalidArgument("an empty compaction group".into()));
+        };
         let mut batches = Vec::with_capacity(files.len());
         for f in files {
             batches.push(self.read_rows(f).await?);
@@ -222,64 +215,62 @@ impl Maintainer {
         drop(batches);
         if merged.num_rows() as u64 != rows_in {
             return Err(Error::Parquet(format!(
-                "{dir}: the files hold {} rows, their manifest entries {rows_in}: not compacted",
-                merged.num_rows(),
-                dir = intent.candidates.first().map_or("", String::as_str)
+                "{}: the files hold {} rows, their manifest entries {rows_in}: not compacted",
+                first.key,
+                merged.num_rows()
             )));
         }
-        let sorted = sort(&merged)?;
-        drop(merged);
-        let mut added = Vec::with_capacity(intent.reserved.len());
-        let chunks = (0..sorted.num_rows()).step_by(max_file_rows);
-        for (offset, key) in chunks.zip(&intent.reserved) {
-            let len = max_file_rows.min(sorted.num_rows() - offset);
-            added.push(
-                self.write_rewritten(
-                    &files[0],
-                    &sorted.slice(offset, len),
-                    key,
-                    COMPACTION_KIND,
-                    intent.commit,
-                )
-                .await?,
-            );
-            if added.len() == 1 {
-                failpoint::hit("maintenance:after_first_file");
-            }
-        }
-        let rows_out: u64 = added.iter().map(|f| f.rows).sum();
-        if rows_out != rows_in {
+        // `write_rewritten` sorts, encodes, stores and checks the file reads back with exactly
+        // these rows.
+        let added = self
+            .write_rewritten(first, &merged, key, COMPACTION_KIND, intent.commit)
+            .await?;
+        failpoint::hit("maintenance:after_first_file");
+        if added.rows != rows_in {
             return Err(Error::Parquet(format!(
-                "compaction would change the row count ({rows_in} in, {rows_out} out): not committed"
+                "compaction would change the row count ({rows_in} in, {} out): not committed",
+                added.rows
             )));
         }
         Ok(added)
     }
 }
 
-/// The partitions to merge: closed, of the tenant asked for, with enough files.
-fn plan(snapshot: &Snapshot, opts: &CompactOptions) -> BTreeMap<(String, String), Vec<FileEntry>> {
+/// The groups to merge, in partition order: from each closed partition of the tenant asked
+/// for with at least `min_files` files, the files (in key order) that are not full, packed
+/// greedily into groups of at most `max_file_rows` rows; groups of one file are dropped.
+fn plan(snapshot: &Snapshot, opts: &CompactOptions) -> Vec<Vec<FileEntry>> {
     let before = opts.before.format("%Y-%m-%d").to_string();
-    let mut partitions: BTreeMap<(String, String), Vec<FileEntry>> = BTreeMap::new();
+    let mut partitions: BTreeMap<(&str, &str), Vec<&FileEntry>> = BTreeMap::new();
     for f in snapshot.files.values() {
         // `dt` is YYYY-MM-DD, so text order is date order.
         if f.dt < before && opts.tenant.as_ref().is_none_or(|t| *t == f.tenant) {
-            partitions
-                .entry((f.tenant.clone(), f.dt.clone()))
-                .or_default()
-                .push(f.clone());
+            partitions.entry((&f.tenant, &f.dt)).or_default().push(f);
         }
     }
-    partitions.retain(|_, files| files.len() >= opts.min_files.max(2));
-    for files in partitions.values_mut() {
+    let max = opts.max_file_rows as u64;
+    let mut groups = Vec::new();
+    for (_, mut files) in partitions {
+        if files.len() < opts.min_files.max(2) {
+            continue;
+        }
         files.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut group: Vec<FileEntry> = Vec::new();
+        let mut rows = 0;
+        for f in files.into_iter().filter(|f| f.rows < max) {
+            if rows + f.rows > max {
+                if group.len() >= 2 {
+                    groups.push(std::mem::take(&mut group));
+                }
+                group.clear();
+                rows = 0;
+            }
+            rows += f.rows;
+            group.push(f.clone());
+        }
+        if group.len() >= 2 {
+            groups.push(group);
+        }
     }
-    partitions
-}
-
-/// Output files for `files`' rows.
-fn parts(files: &[FileEntry], max_file_rows: usize) -> u32 {
-    let rows: u64 = files.iter().map(|f| f.rows).sum();
-    let n = rows.div_ceil(max_file_rows.max(1) as u64).max(1);
-    u32::try_from(n).unwrap_or(u32::MAX)
+    groups
 }

@@ -980,6 +980,53 @@ async fn compaction_merges_partitions_and_a_second_run_has_nothing_to_do() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_groups_of_at_most_max_file_rows_and_leaves_full_files_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = StoreLocation::local(dir.path()).unwrap();
+    // 600 records in files of 10 rows: 10 files in each of the 6 partitions.
+    Committer::new(loc.clone(), "import")
+        .unwrap()
+        .with_max_file_rows(10)
+        .commit_records(records(600), "import")
+        .await
+        .unwrap();
+    let before = rows(&loc).await;
+    let opts = CompactOptions {
+        max_file_rows: 35,
+        ..compact_all()
+    };
+    // Per partition: three groups of three files (30 rows; a fourth would pass 35), the tenth
+    // file alone is left as it is.
+    let report = maintainer(&loc, 64, false)
+        .compact(&opts, &())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.partitions,
+            report.files_in,
+            report.files_out,
+            report.rows
+        ),
+        (6, 54, 18, 540)
+    );
+    assert_eq!(report.commits.len(), 18);
+    let snap = Snapshot::load(&loc).await.unwrap();
+    let mut sizes: Vec<u64> = snap.files.values().map(|f| f.rows).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [[10; 6].as_slice(), &[30; 18]].concat());
+    assert_eq!(rows(&loc).await, before);
+    assert_tidy(&loc).await;
+
+    // 30-row files cannot pair up under 35 rows: nothing left to merge.
+    let again = maintainer(&loc, 64, false)
+        .compact(&opts, &())
+        .await
+        .unwrap();
+    assert_eq!((again.files_in, again.commits.len()), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erasure_overtaken_by_a_compaction_replans_and_no_erased_row_comes_back() {
     let dir = tempfile::tempdir().unwrap();
     let loc = StoreLocation::local(dir.path()).unwrap();
