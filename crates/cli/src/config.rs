@@ -155,6 +155,9 @@ pub struct MaintenanceSection {
     pub collector_id: String,
     /// Files one run deletes or rewrites at most.
     pub max_files: usize,
+    /// `serve` applies retention every this many seconds (0: never; `retention apply` then has
+    /// to run from a scheduler).
+    pub retention_interval_secs: u64,
 }
 
 impl Default for MaintenanceSection {
@@ -162,6 +165,7 @@ impl Default for MaintenanceSection {
         Self {
             collector_id: genai_audit_store::maintenance::DEFAULT_COLLECTOR_ID.to_owned(),
             max_files: genai_audit_store::maintenance::DEFAULT_MAX_FILES,
+            retention_interval_secs: 0,
         }
     }
 }
@@ -204,6 +208,8 @@ impl Default for IntegritySection {
 
 /// Longest interval between checkpoints: a day.
 const MAX_CHECKPOINT_INTERVAL_SECS: u64 = 86_400;
+/// Longest scheduled-retention interval: 30 days.
+const MAX_RETENTION_INTERVAL_SECS: u64 = 30 * 86_400;
 
 /// `[admin]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -282,6 +288,12 @@ impl Config {
         }
         if self.maintenance.max_files == 0 {
             bail!("invalid configuration `maintenance.max_files`: must be positive");
+        }
+        if self.maintenance.retention_interval_secs > MAX_RETENTION_INTERVAL_SECS {
+            bail!(
+                "invalid configuration `maintenance.retention_interval_secs`: 0 (off) or 1 to {MAX_RETENTION_INTERVAL_SECS} seconds, got {}",
+                self.maintenance.retention_interval_secs
+            );
         }
         if !(1..=MAX_CHECKPOINT_INTERVAL_SECS).contains(&self.integrity.checkpoint_interval_secs) {
             bail!(
@@ -553,6 +565,14 @@ mod tests {
         assert!(
             bad("GENAI_AUDIT_MAINTENANCE_COLLECTOR_ID", "a/b").contains("maintenance.collector_id")
         );
+        for v in ["-1", "2592001", "daily"] {
+            let err = bad("GENAI_AUDIT_MAINTENANCE_RETENTION_INTERVAL_SECS", v);
+            assert!(
+                err.contains("maintenance.retention_interval_secs")
+                    || err.contains("GENAI_AUDIT_MAINTENANCE_RETENTION_INTERVAL_SECS"),
+                "{err}"
+            );
+        }
         for v in ["0", "86401"] {
             let err = bad("GENAI_AUDIT_INTEGRITY_CHECKPOINT_INTERVAL_SECS", v);
             assert!(err.contains("integrity.checkpoint_interval_secs"), "{err}");

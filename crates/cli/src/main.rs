@@ -9,6 +9,7 @@ mod keys;
 mod maintenance;
 mod query;
 mod report;
+mod schedule;
 mod serve;
 mod store;
 mod verify;

@@ -2,8 +2,8 @@
 //!
 //! Wiring, in order: configuration → hash key, integrity key and normalizer → admin endpoint
 //! (healthy at once, ready only after the WAL is replayed) → store writer (replays the WAL) →
-//! a first integrity checkpoint, then one every `integrity.checkpoint_interval_secs` → OTLP
-//! receivers. SIGTERM or SIGINT stops accepting, lets requests in flight finish, flushes
+//! a first integrity checkpoint, then one every `integrity.checkpoint_interval_secs` →
+//! scheduled retention, if `maintenance.retention_interval_secs` is set → OTLP receivers. SIGTERM or SIGINT stops accepting, lets requests in flight finish, flushes
 //! everything, publishes a last checkpoint and exits 0; a second signal exits at once (the WAL
 //! still holds everything acknowledged).
 
@@ -145,6 +145,11 @@ async fn serve(cfg: Config) -> Result<ExitCode> {
         );
     }
     let _ = state.writer.set(writer.clone());
+    let retention = crate::schedule::RetentionSchedule::start(
+        &cfg,
+        writer.location().clone(),
+        integrity_key.clone(),
+    );
     let checkpoints = Checkpoints::start(
         writer.location().clone(),
         collector_id.clone(),
@@ -180,6 +185,9 @@ async fn serve(cfg: Config) -> Result<ExitCode> {
         })
         .await;
     tracing::info!("stopped accepting; flushing");
+    if let Some(r) = retention {
+        r.stop().await;
+    }
     if let Some(a) = &alerting {
         a.shutdown(ALERTS_SHUTDOWN_DEADLINE).await;
     }

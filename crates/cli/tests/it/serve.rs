@@ -12,6 +12,7 @@ mod bad_input;
 mod crash;
 mod integrity;
 mod lifecycle;
+mod retention;
 mod sdk;
 mod tenants;
 mod upstream;
