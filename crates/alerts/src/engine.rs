@@ -585,6 +585,29 @@ impl Engine {
         }
     }
 
+    /// Evaluates the per-record rules on records whose content arrived after they did
+    /// (`(before, after)` the merge of log-borne content). A rule fires for a record only when
+    /// it matches the merged record and did not match it before: each record is alerted by each
+    /// rule at most once, as soon as it matches. Windowed and budget rules are left alone: they
+    /// count calls, errors and cost, which content does not change, and they counted the
+    /// record when it arrived.
+    pub fn evaluate_merged(&self, pairs: &[(AuditRecord, AuditRecord)], out: &mut Vec<Alert>) {
+        if self.per_record.is_empty() || pairs.is_empty() {
+            return;
+        }
+        let mut st = self.lock();
+        for (before, after) in pairs {
+            for &ri in &self.per_record {
+                if self.check_record(ri, before).is_some() {
+                    continue;
+                }
+                if let Some(f) = self.check_record(ri, after) {
+                    self.fire(&mut st.fired, ri, after, after.ingest_time_us, f, out);
+                }
+            }
+        }
+    }
+
     /// Per-record rules: the condition on this record alone.
     fn check_record(&self, ri: usize, r: &AuditRecord) -> Option<Firing> {
         let rule = &self.rules[ri];

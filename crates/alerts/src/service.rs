@@ -105,6 +105,20 @@ impl Alerting {
     pub fn observe(&self, records: &[AuditRecord]) {
         let mut alerts = Vec::new();
         self.engine.evaluate(records, &mut alerts);
+        self.dispatch(alerts);
+    }
+
+    /// Evaluates the per-record rules on records completed by content that arrived separately
+    /// (OTLP log records merged at flush; see [`Engine::evaluate_merged`]) and dispatches what
+    /// fires.
+    pub fn observe_merged(&self, pairs: &[(AuditRecord, AuditRecord)]) {
+        let mut alerts = Vec::new();
+        self.engine.evaluate_merged(pairs, &mut alerts);
+        self.dispatch(alerts);
+    }
+
+    /// Hands alerts to the log, the webhook queue and the table writer, without waiting.
+    fn dispatch(&self, alerts: Vec<Alert>) {
         if alerts.is_empty() {
             return;
         }

@@ -297,6 +297,56 @@ async fn pii_fires_at_or_above_the_classification() {
 }
 
 #[tokio::test]
+async fn content_merged_later_fires_per_record_rules_once_and_leaves_windows_alone() {
+    let rules = r#"
+        [[rules]]
+        name = "pii"
+        kind = "pii"
+        min_classification = "confidential"
+
+        [[rules]]
+        name = "cel-card"
+        kind = "cel"
+        expression = "'CREDIT_CARD' in pii_types"
+
+        [[rules]]
+        name = "volume"
+        kind = "request_volume"
+        key = "user"
+        window_secs = 60
+        max_requests = 1
+    "#;
+    let (a, hook, _dir) = start(rules, Behaviour::Ok).await;
+    // The span arrives without content: nothing fires (one call is within the volume rule).
+    let before = record("t", "u", NOW);
+    a.observe(std::slice::from_ref(&before));
+    assert!(hook.wait_for(1).await.is_empty());
+    // Its prompt arrives as an OTLP log record and is merged at flush: PII found.
+    let mut after = before.clone();
+    after.content_captured = true;
+    after.pii_detected = true;
+    after.pii_types = vec!["CREDIT_CARD".into()];
+    after.data_classification = DataClassification::Restricted;
+    a.observe_merged(&[(before.clone(), after.clone())]);
+    let got = hook.wait_for(2).await;
+    let mut fired: Vec<&str> = got.iter().filter_map(|v| v["rule"].as_str()).collect();
+    fired.sort_unstable();
+    // The volume rule counted the call when it arrived and does not count it again.
+    assert_eq!(fired, ["cel-card", "pii"], "{got:?}");
+    assert!(
+        got.iter()
+            .all(|v| v["record_ids"][0] == after.record_id.as_str())
+    );
+    // A record that already matched before the merge is not alerted a second time.
+    let mut again = after.clone();
+    again.pii_types.push("EMAIL".into());
+    a.observe_merged(&[(after, again)]);
+    let got = hook.wait_for(3).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    a.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
 async fn budget_fires_when_spend_exceeds_max_usd() {
     let rules = r#"
         [[rules]]
