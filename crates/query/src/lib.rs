@@ -87,6 +87,7 @@ mod describe;
 mod engine;
 mod error;
 mod manifests;
+pub mod max_repeated;
 pub mod report;
 mod sql;
 mod table;
