@@ -20,6 +20,7 @@ use tokio::sync::Mutex;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::manifests::Manifests;
+use crate::max_repeated::max_repeated_udaf;
 use crate::table::{AUDIT_LOG_TABLE, AuditLogTable, LiveFile, live_files};
 use crate::udf::{audit_hash_key_id_udf, audit_hash_udf};
 
@@ -58,7 +59,8 @@ pub struct TableSummary {
 ///
 /// The session has the table `audit_log` (the file schema, then the partition columns
 /// `tenant` Utf8 and `dt` Date32), the table `alerts` (compliance alerts, see
-/// [`crate::ALERTS_TABLE`]), the functions `audit_hash(text)` and `audit_hash_key_id()`,
+/// [`crate::ALERTS_TABLE`]), the functions `audit_hash(text)` and `audit_hash_key_id()`, the
+/// aggregate `max_repeated(text)` the reports use ([`crate::max_repeated`]),
 /// and `information_schema` (`SHOW TABLES`, `SHOW COLUMNS FROM audit_log`).
 ///
 /// [`QueryEngine::sql`] refreshes the file list from the commit manifests (reading only new
@@ -141,6 +143,7 @@ impl QueryEngine {
         let key = options.hash_key.map(Arc::new);
         ctx.register_udf(audit_hash_udf(key.clone()));
         ctx.register_udf(audit_hash_key_id_udf(key));
+        ctx.register_udaf(max_repeated_udaf());
         let engine = Self {
             ctx,
             loc,

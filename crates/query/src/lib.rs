@@ -25,7 +25,8 @@
 //! - **Functions**: DataFusion's (date/time, string, regex, math, aggregates, window, and the
 //!   array functions for `pii_types` / `finish_reasons`, e.g. `array_has(pii_types,
 //!   'EMAIL')`), plus `audit_hash(text)`, the keyed hash the collector stores in `prompt_hash`
-//!   and `response_hash`, and `audit_hash_key_id()` (see [`udf`]).
+//!   and `response_hash`, `audit_hash_key_id()` (see [`udf`]), and the aggregate
+//!   `max_repeated(text)`, `max` for label-like columns (see [`max_repeated`]).
 //!
 //! ## Cluster
 //!
@@ -87,6 +88,7 @@ mod describe;
 mod engine;
 mod error;
 mod manifests;
+pub mod max_repeated;
 pub mod report;
 mod sql;
 mod table;

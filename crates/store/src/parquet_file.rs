@@ -10,7 +10,8 @@
 //!   page-level statistics and the page index; bloom filters on `trace_id`, `user_id`,
 //!   `session_id`.
 //! - Rows sorted by (`user_id`, `start_time`), declared as the file's sorting columns, so a
-//!   subject lookup or a time range touches few pages.
+//!   subject lookup or a time range touches few pages; data pages of at most
+//!   [`DATA_PAGE_ROWS`] rows, so "few pages" is few rows.
 //! - Footer key/values: min/max `start_time`, row count, schema fingerprint, writer id and the
 //!   WAL range — enough to check a file without reading its rows.
 //! - Deterministic bytes: no wall-clock time goes into a file, so a replayed flush of the same
@@ -89,6 +90,13 @@ const COLUMN_ENCODINGS: &[(&str, Encoding)] = &[
 
 /// Columns with bloom filters (point lookups by auditors).
 const BLOOM: &[&str] = &["trace_id", "user_id", "session_id"];
+
+/// Rows per data page at most (the writer's default is 20,000). The page index prunes whole
+/// pages, and a file is sorted by user, so a subject lookup decodes the pages that hold the
+/// user's rows: with 20,000-row pages a user with ~700 rows in a file made the reader decode
+/// ~20,000 rows of every column there. 2,048 rows keep pages of tens of KiB (zstd compresses
+/// them as well) and the page index small (~80 entries per column per 160,000-row file).
+pub const DATA_PAGE_ROWS: usize = 2048;
 
 static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let full = audit_schema();
@@ -270,6 +278,7 @@ fn writer_properties(
         .set_compression(Compression::ZSTD(level))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(opts.row_group_rows.max(1)))
+        .set_data_page_row_count_limit(DATA_PAGE_ROWS)
         .set_dictionary_enabled(true)
         .set_sorting_columns(Some(vec![
             SortingColumn {
@@ -422,6 +431,44 @@ mod tests {
         // Users first (nulls last), then time.
         assert!(refs.last().is_some_and(|r| r.user_id.is_none()));
         assert!(refs.first().is_some_and(|r| r.user_id.is_some()));
+    }
+
+    #[test]
+    fn data_pages_hold_at_most_data_page_rows() {
+        let mut records = records();
+        let more: Vec<AuditRecord> = records.clone();
+        records.extend(more.iter().cloned());
+        records.extend(more);
+        let batch = records_to_file_batch(&records).expect("batch");
+        let file = encode(&batch, "test", "test", &ParquetOptions::default()).expect("encode");
+        let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new()
+            .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Required);
+        let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(file.bytes, options)
+            .expect("reader");
+        let meta = reader.metadata();
+        let offsets = meta.offset_index().expect("page index written");
+        let rows = meta.row_group(0).num_rows();
+        assert_eq!(rows, 6_000);
+        for (column, index) in offsets[0].iter().enumerate() {
+            let starts: Vec<i64> = index
+                .page_locations()
+                .iter()
+                .map(|p| p.first_row_index)
+                .chain([rows])
+                .collect();
+            assert!(
+                starts.len() > 3,
+                "column {column}: {} pages",
+                starts.len() - 1
+            );
+            for w in starts.windows(2) {
+                assert!(
+                    w[1] - w[0] <= DATA_PAGE_ROWS as i64,
+                    "column {column}: page of {} rows",
+                    w[1] - w[0]
+                );
+            }
+        }
     }
 
     #[test]

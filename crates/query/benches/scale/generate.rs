@@ -52,10 +52,10 @@ pub struct Shape {
 
 impl Shape {
     /// The cache directory name: every parameter, and a version to bump when the generator
-    /// changes.
+    /// or the file format changes (v2: data pages of at most 2,048 rows).
     pub fn key(&self) -> String {
         format!(
-            "scale-r{}-d{}-u{}-t{}-v1",
+            "scale-r{}-d{}-u{}-t{}-v2",
             self.records, self.days, self.users, self.tenants
         )
     }
