@@ -151,24 +151,37 @@ pub fn sort_records(records: &mut [&AuditRecord]) {
 
 /// The positions of `records` in file order: (`user_id` nulls last, `start_time`, `record_id`).
 pub fn sort_order<R: std::borrow::Borrow<AuditRecord>>(records: &[R]) -> Vec<u32> {
-    // Sort compact keys, not the records: each user id gets its rank among the distinct ids
-    // (one hash lookup per record, then a sort of the few distinct ids), so comparisons touch
-    // neither the large records nor their scattered strings; `record_id` only breaks ties.
+    let positions: Vec<u32> = (0..records.len() as u32).collect();
+    file_order(&positions, |i| {
+        let r = records[i as usize].borrow();
+        (r.user_id.as_deref(), r.start_time_us, r.record_id.as_str())
+    })
+}
+
+/// `rows` in file order, given each row's (`user_id`, `start_time`, `record_id`): user ids
+/// ascending with nulls last, then time, then id (unique, so the order is deterministic).
+pub(crate) fn file_order<'a, T: Copy>(
+    rows: &[T],
+    key: impl Fn(T) -> (Option<&'a str>, i64, &'a str),
+) -> Vec<T> {
+    // Sort compact keys, not the rows: each user id gets its rank among the distinct ids
+    // (one hash lookup per row, then a sort of the few distinct ids), so comparisons touch
+    // neither the rows nor their scattered strings; `record_id` only breaks ties.
     let mut ids: FxHashMap<&str, u32> = FxHashMap::default();
     let mut distinct: Vec<&str> = Vec::new();
-    let mut keys: Vec<(u32, i64, u32)> = records
+    let mut keys: Vec<(u32, i64, u32)> = rows
         .iter()
         .enumerate()
-        .map(|(i, r)| {
-            let r = r.borrow();
-            let user = match r.user_id.as_deref() {
+        .map(|(i, &row)| {
+            let (user, start, _) = key(row);
+            let user = match user {
                 Some(u) => *ids.entry(u).or_insert_with(|| {
                     distinct.push(u);
                     (distinct.len() - 1) as u32
                 }),
                 None => u32::MAX,
             };
-            (user, r.start_time_us, i as u32)
+            (user, start, i as u32)
         })
         .collect();
     let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
@@ -177,17 +190,17 @@ pub fn sort_order<R: std::borrow::Borrow<AuditRecord>>(records: &[R]) -> Vec<u32
     for (pos, &id) in order.iter().enumerate() {
         rank[id as usize] = pos as u32;
     }
-    for key in &mut keys {
-        // Nulls last: no rank reaches u32::MAX (there are fewer distinct ids than records).
-        key.0 = rank.get(key.0 as usize).copied().unwrap_or(u32::MAX);
+    for k in &mut keys {
+        // Nulls last: no rank reaches u32::MAX (there are fewer distinct ids than rows).
+        k.0 = rank.get(k.0 as usize).copied().unwrap_or(u32::MAX);
     }
-    let id = |i: u32| records[i as usize].borrow().record_id.as_str();
+    let id = |i: u32| key(rows[i as usize]).2;
     keys.sort_unstable_by(|a, b| {
         (a.0, a.1)
             .cmp(&(b.0, b.1))
             .then_with(|| id(a.2).cmp(id(b.2)))
     });
-    keys.into_iter().map(|k| k.2).collect()
+    keys.into_iter().map(|k| rows[k.2 as usize]).collect()
 }
 
 /// Records → the batch of one file: sorted (see [`sort_records`]), without `tenant`.
