@@ -9,9 +9,8 @@
 //! sixty tiny arrays.
 //!
 //! A flush works on row positions (`(batch, row)`): duplicates are dropped and partitions are
-//! sorted by reading a few key columns, then every file's rows are gathered column by column,
-//! each buffered column released as soon as it has been copied, so the flush never holds the
-//! buffer twice.
+//! sorted by reading a few key columns, then every file is encoded from its rows gathered one
+//! column (of one row group) at a time, so the flush never holds a sorted copy of the buffer.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -19,14 +18,14 @@ use std::time::Instant;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
-use arrow_array::{Array, ArrayRef, PrimitiveArray, RecordBatch, StringArray, new_empty_array};
+use arrow_array::{Array, PrimitiveArray, RecordBatch, StringArray};
 use chrono::NaiveDate;
 use genai_audit_core::audit_schema;
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
 use crate::layout::day_of;
-use crate::parquet_file::{file_order, file_schema};
+use crate::parquet_file::{EncodedFile, ParquetOptions, encode_columns, file_order, file_schema};
 use crate::writer::{FlushPolicy, PendingContent};
 
 /// Small batches (one request each) are concatenated once they hold this many bytes.
@@ -287,37 +286,36 @@ pub(crate) fn plan_files(
     files
 }
 
-/// Gathers every file's rows from `batches` into a batch of [`file_schema`], column by
-/// column, releasing each buffered column once it has been copied: the flush holds the
-/// buffer about once, not twice.
-pub(crate) fn gather(batches: Vec<RecordBatch>, files: &[FileRows]) -> Result<Vec<RecordBatch>> {
+/// Encodes one file's rows, gathered from `batches` one column (of one row group) at a time:
+/// besides the buffer, the flush holds only that column and the encoded bytes, never a sorted
+/// copy of the whole buffer.
+pub(crate) fn encode_rows(
+    batches: &[RecordBatch],
+    file: &FileRows,
+    writer_id: &str,
+    origin: &str,
+    opts: &ParquetOptions,
+) -> Result<EncodedFile> {
     let audit = audit_schema();
     let schema = file_schema();
-    let mut sources: Vec<Vec<ArrayRef>> =
-        batches.into_iter().map(|b| b.columns().to_vec()).collect();
-    let mut columns: Vec<Vec<ArrayRef>> = files
+    let sources = schema
+        .fields()
         .iter()
-        .map(|_| Vec::with_capacity(schema.fields().len()))
-        .collect();
-    for field in schema.fields() {
-        let c = audit.index_of(field.name()).map_err(Error::parquet)?;
-        {
-            let arrays: Vec<&dyn Array> = sources.iter().map(|s| s[c].as_ref()).collect();
-            for (out, file) in columns.iter_mut().zip(files) {
-                out.push(
-                    arrow_select::interleave::interleave(&arrays, &file.rows)
-                        .map_err(Error::parquet)?,
-                );
-            }
-        }
-        for s in &mut sources {
-            s[c] = new_empty_array(field.data_type());
-        }
-    }
-    columns
-        .into_iter()
-        .map(|cols| RecordBatch::try_new(schema.clone(), cols).map_err(Error::parquet))
-        .collect()
+        .map(|f| audit.index_of(f.name()).map_err(Error::parquet))
+        .collect::<Result<Vec<usize>>>()?;
+    encode_columns(
+        file.rows.len(),
+        |c, rows| {
+            let arrays: Vec<&dyn Array> = batches
+                .iter()
+                .map(|b| b.column(sources[c]).as_ref())
+                .collect();
+            arrow_select::interleave::interleave(&arrays, &file.rows[rows]).map_err(Error::parquet)
+        },
+        writer_id,
+        origin,
+        opts,
+    )
 }
 
 /// The rows at `positions`, as one batch of [`audit_schema`].
@@ -329,7 +327,7 @@ pub(crate) fn take_rows(batches: &[RecordBatch], positions: &[Position]) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parquet_file::records_to_file_batch;
+    use crate::parquet_file::{decode, records_to_file_batch};
     use genai_audit_core::testkit::{Rng, genai_request};
     use genai_audit_core::{
         AuditRecord, HashKey, IngestContext, Normalizer, NormalizerConfig, Source, records_to_batch,
@@ -391,7 +389,7 @@ mod tests {
     }
 
     #[test]
-    fn files_gathered_from_many_batches_equal_files_built_from_the_records() {
+    fn files_encoded_from_many_batches_hold_the_files_built_from_the_records() {
         let requests = requests(20, 300);
         let (batches, _) = buffer_of(&requests).into_batches();
         let keys = KeyColumns::of(&batches).expect("keys");
@@ -399,7 +397,23 @@ mod tests {
         assert_eq!(dedup.dropped, 0);
         let plan = plan_files(&keys, dedup.kept, 250);
         drop(keys);
-        let files = gather(batches, &plan).expect("gather");
+        // Row groups of 100 rows: a file's columns are gathered in several slices.
+        let opts = ParquetOptions {
+            row_group_rows: 100,
+            ..ParquetOptions::default()
+        };
+        let files: Vec<RecordBatch> = plan
+            .iter()
+            .map(|rows| {
+                let file = encode_rows(&batches, rows, "w", "o", &opts).expect("encode");
+                let decoded = decode(file.bytes).expect("decode");
+                assert_eq!(
+                    decoded.iter().map(RecordBatch::num_rows).sum::<usize>(),
+                    rows.rows.len()
+                );
+                arrow_select::concat::concat_batches(&file_schema(), &decoded).expect("concat")
+            })
+            .collect();
 
         let mut partitions: BTreeMap<(Arc<str>, NaiveDate), Vec<AuditRecord>> = BTreeMap::new();
         for r in requests.into_iter().flatten() {

@@ -35,14 +35,14 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::buffer::{
-    Buffer, KeyColumns, Position, RecentIds, deduplicate, gather, plan_files, take_rows,
+    Buffer, KeyColumns, Position, RecentIds, deduplicate, encode_rows, plan_files, take_rows,
 };
 use crate::commit::{MULTIPART_THRESHOLD, file_entry, put_replacing_orphan};
 use crate::error::{Error, Result};
 use crate::layout::{flush_file_name, partition_dir, valid_collector_id};
 use crate::location::StoreLocation;
 use crate::manifest::{Commit, FileEntry, MANIFEST_VERSION, Snapshot, write_commit};
-use crate::parquet_file::{EncodedFile, ParquetOptions, encode};
+use crate::parquet_file::{EncodedFile, ParquetOptions};
 use crate::wal::{AppendHandle, Durability, Wal, WalOptions};
 
 /// When the buffer is written out as Parquet.
@@ -685,12 +685,10 @@ fn prepare_flush(
 
     let cfg = &inner.cfg;
     let plan = plan_files(&KeyColumns::of(&batches)?, kept, cfg.flush.max_file_rows);
-    let file_batches = gather(batches, &plan)?;
     let origin = format!("wal:{first}-{last}");
     let mut encoded = Vec::with_capacity(plan.len());
-    for (rows, batch) in plan.into_iter().zip(file_batches) {
-        // Each batch is dropped once encoded: the flush's memory shrinks as it goes.
-        let file = encode(&batch, &cfg.collector_id, &origin, &cfg.parquet)?;
+    for rows in plan {
+        let file = encode_rows(&batches, &rows, &cfg.collector_id, &origin, &cfg.parquet)?;
         let key = format!(
             "{}/{}",
             partition_dir(&rows.tenant, rows.day),
