@@ -64,7 +64,7 @@ pub struct FlushPolicy {
 
 /// Default of [`FlushPolicy::max_bytes`]: keeps the collector's peak memory under 256 MiB at
 /// sustained load (docs/operations.md, "Sizing").
-pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
+pub const DEFAULT_MAX_BYTES: usize = 48 * 1024 * 1024;
 
 impl Default for FlushPolicy {
     fn default() -> Self {
