@@ -52,9 +52,8 @@ pub struct FlushPolicy {
     pub max_rows: usize,
     /// Flush when the buffered records take this much memory (their Arrow arrays, exactly).
     ///
-    /// A flush holds the taken buffer (then the sorted copy it is turned into) and the encoded
-    /// files while the next buffer fills, so the process needs about twice this, plus the
-    /// encoder's and the requests' own memory.
+    /// A flush holds the taken buffer and the encoded files while the next buffer fills, so
+    /// the process needs up to about twice this, plus the requests' and the allocator's own.
     pub max_bytes: usize,
     /// Flush records at the latest this long after the oldest arrived.
     pub max_age: Duration,
