@@ -105,7 +105,7 @@ impl Default for WalSection {
 pub struct FlushSection {
     /// Flush at this many buffered records.
     pub max_rows: usize,
-    /// Flush at this many buffered bytes (estimated).
+    /// Flush when the buffered records take this much memory (Arrow arrays, exact).
     pub max_bytes: usize,
     /// Flush records at the latest this many seconds after the oldest arrived.
     pub max_age_secs: u64,
@@ -496,6 +496,7 @@ mod tests {
         assert_eq!(example.store.url, default.store.url);
         assert_eq!(example.wal.max_bytes, default.wal.max_bytes);
         assert_eq!(example.flush.max_rows, default.flush.max_rows);
+        assert_eq!(example.flush.max_bytes, default.flush.max_bytes);
         assert_eq!(example.admin.listen, default.admin.listen);
         assert_eq!(example.maintenance.max_files, default.maintenance.max_files);
         assert_eq!(

@@ -26,6 +26,7 @@ pub mod normalize;
 pub mod pii;
 pub mod record;
 pub mod retention;
+pub mod rows;
 pub mod schema;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -42,4 +43,5 @@ pub use normalize::{
 pub use pii::{PiiScanner, PiiSet, PiiType};
 pub use record::{AuditRecord, CostSource, DataClassification, Source, SpanKind, Status};
 pub use retention::RetentionPolicy;
+pub use rows::batch_to_records;
 pub use schema::{audit_schema, records_to_batch, records_to_batch_refs};

@@ -16,6 +16,7 @@
 //! - [`alerts`]: the `alerts` table (compliance alerts raised on the ingest stream).
 
 pub mod alerts;
+mod buffer;
 pub mod commit;
 pub mod erasure;
 mod error;

@@ -19,7 +19,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow_array::{Array, RecordBatch, TimestampMicrosecondArray, UInt32Array};
+use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt32Array};
 use arrow_ord::sort::{SortColumn, SortOptions, lexsort_to_indices};
 use arrow_schema::{Schema, SchemaRef};
 use bytes::Bytes;
@@ -27,6 +27,7 @@ use genai_audit_core::AuditRecord;
 use genai_audit_core::schema::{audit_schema, records_to_batch, schema_fingerprint};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_writer::compute_leaves;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -159,24 +160,37 @@ pub fn sort_records(records: &mut [&AuditRecord]) {
 
 /// The positions of `records` in file order: (`user_id` nulls last, `start_time`, `record_id`).
 pub fn sort_order<R: std::borrow::Borrow<AuditRecord>>(records: &[R]) -> Vec<u32> {
-    // Sort compact keys, not the records: each user id gets its rank among the distinct ids
-    // (one hash lookup per record, then a sort of the few distinct ids), so comparisons touch
-    // neither the large records nor their scattered strings; `record_id` only breaks ties.
+    let positions: Vec<u32> = (0..records.len() as u32).collect();
+    file_order(&positions, |i| {
+        let r = records[i as usize].borrow();
+        (r.user_id.as_deref(), r.start_time_us, r.record_id.as_str())
+    })
+}
+
+/// `rows` in file order, given each row's (`user_id`, `start_time`, `record_id`): user ids
+/// ascending with nulls last, then time, then id (unique, so the order is deterministic).
+pub(crate) fn file_order<'a, T: Copy>(
+    rows: &[T],
+    key: impl Fn(T) -> (Option<&'a str>, i64, &'a str),
+) -> Vec<T> {
+    // Sort compact keys, not the rows: each user id gets its rank among the distinct ids
+    // (one hash lookup per row, then a sort of the few distinct ids), so comparisons touch
+    // neither the rows nor their scattered strings; `record_id` only breaks ties.
     let mut ids: FxHashMap<&str, u32> = FxHashMap::default();
     let mut distinct: Vec<&str> = Vec::new();
-    let mut keys: Vec<(u32, i64, u32)> = records
+    let mut keys: Vec<(u32, i64, u32)> = rows
         .iter()
         .enumerate()
-        .map(|(i, r)| {
-            let r = r.borrow();
-            let user = match r.user_id.as_deref() {
+        .map(|(i, &row)| {
+            let (user, start, _) = key(row);
+            let user = match user {
                 Some(u) => *ids.entry(u).or_insert_with(|| {
                     distinct.push(u);
                     (distinct.len() - 1) as u32
                 }),
                 None => u32::MAX,
             };
-            (user, r.start_time_us, i as u32)
+            (user, start, i as u32)
         })
         .collect();
     let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
@@ -185,17 +199,17 @@ pub fn sort_order<R: std::borrow::Borrow<AuditRecord>>(records: &[R]) -> Vec<u32
     for (pos, &id) in order.iter().enumerate() {
         rank[id as usize] = pos as u32;
     }
-    for key in &mut keys {
-        // Nulls last: no rank reaches u32::MAX (there are fewer distinct ids than records).
-        key.0 = rank.get(key.0 as usize).copied().unwrap_or(u32::MAX);
+    for k in &mut keys {
+        // Nulls last: no rank reaches u32::MAX (there are fewer distinct ids than rows).
+        k.0 = rank.get(k.0 as usize).copied().unwrap_or(u32::MAX);
     }
-    let id = |i: u32| records[i as usize].borrow().record_id.as_str();
+    let id = |i: u32| key(rows[i as usize]).2;
     keys.sort_unstable_by(|a, b| {
         (a.0, a.1)
             .cmp(&(b.0, b.1))
             .then_with(|| id(a.2).cmp(id(b.2)))
     });
-    keys.into_iter().map(|k| k.2).collect()
+    keys.into_iter().map(|k| rows[k.2 as usize]).collect()
 }
 
 /// Records → the batch of one file: sorted (see [`sort_records`]), without `tenant`.
@@ -322,8 +336,36 @@ pub fn encode(
     origin: &str,
     opts: &ParquetOptions,
 ) -> Result<EncodedFile> {
-    let (min, max) = start_range(batch)?;
-    let rows = batch.num_rows();
+    let schema = file_schema();
+    encode_columns(
+        batch.num_rows(),
+        |c, rows| {
+            let name = schema.field(c).name();
+            batch
+                .column_by_name(name)
+                .map(|a| a.slice(rows.start, rows.len()))
+                .ok_or_else(|| Error::Parquet(format!("batch lacks column {name}")))
+        },
+        writer_id,
+        origin,
+        opts,
+    )
+}
+
+/// Encodes one file of `rows` rows of [`file_schema`], sorted (see [`prepare`]), asking
+/// `column(index, rows)` for one column's values in a range of rows at a time: one row group's
+/// worth of one column is all the encoder holds besides the encoded bytes, so a flush can
+/// gather a file's rows column by column instead of building the whole sorted batch first.
+pub(crate) fn encode_columns(
+    rows: usize,
+    mut column: impl FnMut(usize, std::ops::Range<usize>) -> Result<ArrayRef>,
+    writer_id: &str,
+    origin: &str,
+    opts: &ParquetOptions,
+) -> Result<EncodedFile> {
+    let schema = file_schema();
+    let start_idx = schema.index_of("start_time").map_err(Error::parquet)?;
+    let (min, max) = start_range(column(start_idx, 0..rows)?.as_ref())?;
     let meta = vec![
         KeyValue::new(META_MIN_START.to_owned(), min.to_string()),
         KeyValue::new(META_MAX_START.to_owned(), max.to_string()),
@@ -335,10 +377,39 @@ pub fn encode(
     let props = writer_properties(opts, rows, meta)?;
     // Typical content-free records take ~150 bytes; avoid regrowing (and copying) the buffer.
     let mut buf = Vec::with_capacity(rows * 192 + 64 * 1024);
-    let mut w =
-        ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).map_err(Error::parquet)?;
-    w.write(batch).map_err(Error::parquet)?;
-    w.close().map_err(Error::parquet)?;
+    let (mut file, factory) = ArrowWriter::try_new(&mut buf, schema.clone(), Some(props))
+        .and_then(ArrowWriter::into_serialized_writer)
+        .map_err(Error::parquet)?;
+    let group = opts.row_group_rows.max(1);
+    let mut offset = 0;
+    for index in 0.. {
+        if offset >= rows {
+            break;
+        }
+        let range = offset..(offset + group).min(rows);
+        let mut writers = factory
+            .create_column_writers(index)
+            .map_err(Error::parquet)?
+            .into_iter();
+        let mut row_group = file.next_row_group().map_err(Error::parquet)?;
+        for (c, field) in schema.fields().iter().enumerate() {
+            let values = column(c, range.clone())?;
+            for leaf in compute_leaves(field, &values).map_err(Error::parquet)? {
+                let mut writer = writers
+                    .next()
+                    .ok_or_else(|| Error::Parquet("fewer column writers than columns".into()))?;
+                writer.write(&leaf).map_err(Error::parquet)?;
+                writer
+                    .close()
+                    .map_err(Error::parquet)?
+                    .append_to_row_group(&mut row_group)
+                    .map_err(Error::parquet)?;
+            }
+        }
+        row_group.close().map_err(Error::parquet)?;
+        offset = range.end;
+    }
+    file.close().map_err(Error::parquet)?;
     let sha256 = const_hex::encode(Sha256::digest(&buf));
     Ok(EncodedFile {
         bytes: Bytes::from(buf),
@@ -349,10 +420,10 @@ pub fn encode(
     })
 }
 
-fn start_range(batch: &RecordBatch) -> Result<(i64, i64)> {
-    let col = batch
-        .column_by_name("start_time")
-        .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
+fn start_range(col: &dyn Array) -> Result<(i64, i64)> {
+    let col = col
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
         .ok_or_else(|| Error::Parquet("start_time is not a µs timestamp column".into()))?;
     if col.null_count() > 0 {
         return Err(Error::Parquet("start_time has nulls".into()));
@@ -480,5 +551,37 @@ mod tests {
         let decoded =
             arrow_select::concat::concat_batches(&file_schema(), &decoded).expect("concat");
         assert_eq!(decoded, batch);
+    }
+
+    #[test]
+    fn column_by_column_encoding_writes_the_bytes_arrow_writer_writes() {
+        let records = records();
+        let batch = records_to_file_batch(&records).expect("batch");
+        // Several row groups, the last one partial.
+        let opts = ParquetOptions {
+            row_group_rows: 700,
+            ..ParquetOptions::default()
+        };
+        let file = encode(&batch, "w", "o", &opts).expect("encode");
+        let (min, max) =
+            start_range(batch.column_by_name("start_time").expect("start")).expect("range");
+        let meta = vec![
+            KeyValue::new(META_MIN_START.to_owned(), min.to_string()),
+            KeyValue::new(META_MAX_START.to_owned(), max.to_string()),
+            KeyValue::new(META_ROWS.to_owned(), batch.num_rows().to_string()),
+            KeyValue::new(META_SCHEMA.to_owned(), schema_fingerprint()),
+            KeyValue::new(META_WRITER.to_owned(), "w".to_owned()),
+            KeyValue::new(META_ORIGIN.to_owned(), "o".to_owned()),
+        ];
+        let props = writer_properties(&opts, batch.num_rows(), meta).expect("props");
+        let mut buf = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+        assert_eq!(file.bytes.as_ref(), buf.as_slice());
+        let groups = parquet::file::reader::SerializedFileReader::new(file.bytes)
+            .map(|r| parquet::file::reader::FileReader::metadata(&r).num_row_groups())
+            .expect("reader");
+        assert_eq!(groups, 3);
     }
 }

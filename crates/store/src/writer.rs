@@ -28,16 +28,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use genai_audit_core::{AuditRecord, CorrelatedContent, Normalizer};
+use arrow_array::RecordBatch;
+use genai_audit_core::rows::batch_to_records;
+use genai_audit_core::{AuditRecord, CorrelatedContent, Normalizer, records_to_batch};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::commit::{MULTIPART_THRESHOLD, by_partition, file_entry, put_replacing_orphan};
+use crate::buffer::{
+    Buffer, KeyColumns, Position, RecentIds, deduplicate, encode_rows, plan_files, take_rows,
+};
+use crate::commit::{MULTIPART_THRESHOLD, file_entry, put_replacing_orphan};
 use crate::error::{Error, Result};
 use crate::layout::{flush_file_name, partition_dir, valid_collector_id};
 use crate::location::StoreLocation;
 use crate::manifest::{Commit, FileEntry, MANIFEST_VERSION, Snapshot, write_commit};
-use crate::parquet_file::{EncodedFile, ParquetOptions, encode, records_to_file_batch};
+use crate::parquet_file::{EncodedFile, ParquetOptions};
 use crate::wal::{AppendHandle, Durability, Wal, WalOptions};
 
 /// When the buffer is written out as Parquet.
@@ -45,7 +50,10 @@ use crate::wal::{AppendHandle, Durability, Wal, WalOptions};
 pub struct FlushPolicy {
     /// Flush when this many records are buffered.
     pub max_rows: usize,
-    /// Flush when the buffered records' estimated size reaches this many bytes.
+    /// Flush when the buffered records take this much memory (their Arrow arrays, exactly).
+    ///
+    /// A flush holds the taken buffer and the encoded files while the next buffer fills, so
+    /// the process needs up to about twice this, plus the requests' and the allocator's own.
     pub max_bytes: usize,
     /// Flush records at the latest this long after the oldest arrived.
     pub max_age: Duration,
@@ -53,11 +61,15 @@ pub struct FlushPolicy {
     pub max_file_rows: usize,
 }
 
+/// Default of [`FlushPolicy::max_bytes`]: keeps the collector's peak memory under 256 MiB at
+/// sustained load (docs/operations.md, "Sizing").
+pub const DEFAULT_MAX_BYTES: usize = 48 * 1024 * 1024;
+
 impl Default for FlushPolicy {
     fn default() -> Self {
         Self {
             max_rows: 500_000,
-            max_bytes: 256 * 1024 * 1024,
+            max_bytes: DEFAULT_MAX_BYTES,
             max_age: Duration::from_secs(60),
             max_file_rows: 1_000_000,
         }
@@ -193,38 +205,24 @@ pub struct FlushReport {
     pub commit: u64,
 }
 
-/// What one WAL entry holds.
-#[derive(Debug, Clone)]
+/// What one WAL entry holds, as the buffer keeps it.
 enum Payload {
-    /// Audit records (one OTLP traces request's worth).
-    Records(Vec<AuditRecord>),
+    /// Audit records (one OTLP traces request's worth), as Arrow columns.
+    Records(RecordBatch),
     /// Content from OTLP log records, waiting for its span's record.
     Contents(Vec<PendingContent>),
 }
 
 /// Log-borne content and how many flushes it has already waited through.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct PendingContent {
-    content: CorrelatedContent,
+pub(crate) struct PendingContent {
+    pub(crate) content: CorrelatedContent,
     flushes: u8,
 }
 
 /// Flushes a content may wait for its span (logs and spans are exported separately, so one may
 /// land just after a flush boundary); then it is counted as unmatched and dropped.
 const CONTENT_MAX_FLUSHES: u8 = 3;
-
-struct Entry {
-    seq: u64,
-    payload: Payload,
-}
-
-#[derive(Default)]
-struct Buffer {
-    entries: Vec<Entry>,
-    rows: usize,
-    bytes: usize,
-    oldest: Option<Instant>,
-}
 
 struct Pending {
     ack: AppendHandle,
@@ -247,44 +245,6 @@ struct Inner {
     /// Set when a flush failed in a way retrying cannot fix (a bug, a commit conflict): no
     /// further flush runs, so nothing more is released from the WAL; a restart replays it.
     failed: Mutex<Option<String>>,
-}
-
-/// How many flushes back duplicates are looked for.
-const RECENT_FLUSHES: usize = 3;
-
-/// Record ids of the last few flushes (replayed records are in the first flush after a restart).
-///
-/// Why: a client whose request timed out, or whose acknowledgement was lost in a crash,
-/// resends the same spans. Their ids are deterministic, so the resend is recognisable; it
-/// arrives within moments (or right after the restart), so a short window catches it at the
-/// cost of 16 bytes per id.
-#[derive(Default)]
-struct RecentIds {
-    generations: std::collections::VecDeque<std::collections::HashSet<(Arc<str>, u128)>>,
-}
-
-impl RecentIds {
-    fn contains(&self, key: &(Arc<str>, u128)) -> bool {
-        self.generations.iter().any(|g| g.contains(key))
-    }
-
-    fn push(&mut self, ids: std::collections::HashSet<(Arc<str>, u128)>) {
-        self.generations.push_back(ids);
-        while self.generations.len() > RECENT_FLUSHES {
-            self.generations.pop_front();
-        }
-    }
-}
-
-/// The id as a number (ids are 32 hex digits; anything else is hashed to keep it comparable).
-fn id_key(r: &AuditRecord) -> (Arc<str>, u128) {
-    let n = u128::from_str_radix(&r.record_id, 16).unwrap_or_else(|_| {
-        let d = <sha2::Sha256 as sha2::Digest>::digest(r.record_id.as_bytes());
-        let mut b = [0u8; 16];
-        b.copy_from_slice(&d[..16]);
-        u128::from_be_bytes(b)
-    });
-    (r.tenant.clone(), n)
 }
 
 struct FlushState {
@@ -347,10 +307,13 @@ impl Writer {
                 reason: format!("entry {} does not decode: {reason}", entry.seq),
             })?;
             report.replayed_entries += 1;
-            if let Payload::Records(records) = &payload {
-                report.replayed_records += records.len() as u64;
+            match payload {
+                WalPayload::Records(records) => {
+                    report.replayed_records += records.len() as u64;
+                    buffer.push_rows(entry.seq, records_to_batch(&records)?);
+                }
+                WalPayload::Contents(contents) => buffer.push_contents(entry.seq, contents),
             }
-            buffer.push(entry.seq, payload);
         }
         if let Some(last) = mine.last_wal {
             wal.truncate_through(last).await?;
@@ -392,7 +355,13 @@ impl Writer {
         if records.is_empty() {
             return Ok(0);
         }
-        enqueue(&self.inner, Payload::Records(records), false)?
+        // Both conversions here, on the caller's task: they spread over the runtime's workers
+        // rather than queueing in the one committer task, and the records' many small strings
+        // are freed before the WAL's fsync is awaited.
+        let wal = postcard::to_io(&records, vec![TAG_RECORDS]).map_err(codec)?;
+        let batch = records_to_batch(&records)?;
+        drop(records);
+        enqueue(&self.inner, wal, Payload::Records(batch), false)?
             .await
             .map_err(|_| Error::WalClosed)?
     }
@@ -410,14 +379,15 @@ impl Writer {
                 "log-borne content needs WriterConfig::normalizer to be merged".into(),
             ));
         }
-        let pending = contents
+        let pending: Vec<PendingContent> = contents
             .into_iter()
             .map(|content| PendingContent {
                 content,
                 flushes: 0,
             })
             .collect();
-        enqueue(&self.inner, Payload::Contents(pending), false)?
+        let wal = postcard::to_io(&pending, vec![TAG_CONTENTS]).map_err(codec)?;
+        enqueue(&self.inner, wal, Payload::Contents(pending), false)?
             .await
             .map_err(|_| Error::WalClosed)?
     }
@@ -472,23 +442,30 @@ impl Writer {
         self.inner.buffer.lock().map(|b| b.rows).unwrap_or(0)
     }
 
+    /// Memory the buffered records (and contents) take, bytes: what `flush.max_bytes` bounds.
+    pub fn buffered_bytes(&self) -> usize {
+        self.inner.buffer.lock().map(|b| b.bytes).unwrap_or(0)
+    }
+
     /// The store this writer writes to.
     pub fn location(&self) -> &StoreLocation {
         &self.inner.loc
     }
 }
 
-/// Puts a payload into the WAL and the committer's queue under one lock, so the queue is in
-/// WAL order. Returns the receiver of the caller's acknowledgement.
+/// Puts an entry into the WAL (`wal`: its encoded bytes) and the committer's queue (`payload`:
+/// what the buffer keeps of it) under one lock, so the queue is in WAL order. Returns the
+/// receiver of the caller's acknowledgement.
 ///
 /// `exempt`: bypass the WAL's disk budget (carried content re-appended during a flush must not
 /// be refused, or it would be released with the entries it came from).
 fn enqueue(
     inner: &Arc<Inner>,
+    wal: Vec<u8>,
     payload: Payload,
     exempt: bool,
 ) -> Result<oneshot::Receiver<Result<u64>>> {
-    let bytes = encode_payload(&payload)?;
+    let bytes = wal;
     let (reply, done) = oneshot::channel();
     let tx = inner.enqueue.lock().map_err(|_| Error::WalClosed)?;
     let ack = if exempt {
@@ -505,28 +482,6 @@ fn enqueue(
     Ok(done)
 }
 
-impl Buffer {
-    fn push(&mut self, seq: u64, payload: Payload) {
-        if let Payload::Records(records) = &payload {
-            self.rows += records.len();
-            self.bytes += records.iter().map(estimated_size).sum::<usize>();
-        }
-        self.oldest.get_or_insert_with(Instant::now);
-        self.entries.push(Entry { seq, payload });
-    }
-
-    fn due(&self, p: &FlushPolicy) -> bool {
-        self.rows >= p.max_rows
-            || self.bytes >= p.max_bytes
-            || self.oldest.is_some_and(|t| t.elapsed() >= p.max_age)
-    }
-}
-
-fn estimated_size(r: &AuditRecord) -> usize {
-    // Fixed part plus the variable strings that dominate.
-    400 + r.attributes.len() + r.span_name.len() + r.error_message.as_deref().map_or(0, str::len)
-}
-
 /// Awaits WAL acknowledgements in WAL order and moves the records into the buffer before
 /// answering the caller: the buffer always holds a gap-free prefix of acknowledged entries.
 async fn committer(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) {
@@ -534,12 +489,15 @@ async fn committer(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) 
         let result = match p.ack.await {
             Ok(seq) => {
                 let n = match &p.payload {
-                    Payload::Records(r) => r.len() as u64,
+                    Payload::Records(r) => r.num_rows() as u64,
                     Payload::Contents(_) => 0,
                 };
                 let due = match inner.buffer.lock() {
                     Ok(mut b) => {
-                        b.push(seq, p.payload);
+                        match p.payload {
+                            Payload::Records(batch) => b.push_rows(seq, batch),
+                            Payload::Contents(contents) => b.push_contents(seq, contents),
+                        }
                         b.due(&inner.cfg.flush)
                     }
                     Err(_) => false,
@@ -604,12 +562,10 @@ async fn flush_inner(inner: &Arc<Inner>) -> Result<FlushReport> {
         let mut b = inner.buffer.lock().map_err(|_| Error::WalClosed)?;
         std::mem::take(&mut *b)
     };
-    let (Some(first), Some(last)) = (
-        taken.entries.first().map(|e| e.seq),
-        taken.entries.last().map(|e| e.seq),
-    ) else {
+    let Some((first, last)) = taken.range else {
         return Ok(FlushReport::default());
     };
+    let buffered_bytes = taken.bytes;
     // Deduplicating, sorting and encoding take a CPU for up to seconds at the default flush
     // size: on a blocking thread, so that the runtime's workers keep acknowledging requests.
     let cpu_inner = Arc::clone(inner);
@@ -650,7 +606,8 @@ async fn flush_inner(inner: &Arc<Inner>) -> Result<FlushReport> {
     crate::failpoint::hit("flush:after_commit");
     if !carried.is_empty() {
         // Re-appended before the old entries are released, so the content stays durable.
-        enqueue(inner, Payload::Contents(carried), true)?
+        let wal = postcard::to_io(&carried, vec![TAG_CONTENTS]).map_err(codec)?;
+        enqueue(inner, wal, Payload::Contents(carried), true)?
             .await
             .map_err(|_| Error::WalClosed)??;
     }
@@ -671,6 +628,7 @@ async fn flush_inner(inner: &Arc<Inner>) -> Result<FlushReport> {
         files = files.len(),
         rows,
         bytes,
+        buffered_bytes,
         wal_first = first,
         wal_last = last,
         "committed"
@@ -693,64 +651,54 @@ struct PreparedFlush {
 }
 
 /// The CPU part of a flush (run on a blocking thread): drops duplicates, folds log-borne
-/// content into its spans, splits by partition and encodes every file.
+/// content into its spans, splits by partition, sorts and encodes every file.
 fn prepare_flush(
     inner: &Arc<Inner>,
     taken: Buffer,
     first: u64,
     last: u64,
 ) -> Result<PreparedFlush> {
+    let (mut batches, contents) = taken.into_batches();
     // Drop duplicates (a span delivered twice, in this flush or a recent one).
-    // Sized up front: records are large, and growing the vector would copy them all again.
-    let mut records = Vec::with_capacity(taken.rows);
-    let mut contents = Vec::new();
-    let mut seen = std::collections::HashSet::with_capacity(taken.rows);
-    let mut dupes = 0u64;
-    {
+    let keys = KeyColumns::of(&batches)?;
+    let dedup = {
         let recent = inner.recent.lock().map_err(|_| Error::WalClosed)?;
-        for e in taken.entries {
-            match e.payload {
-                Payload::Records(rs) => {
-                    for r in rs {
-                        let key = id_key(&r);
-                        if recent.contains(&key) || !seen.insert(key) {
-                            dupes += 1;
-                        } else {
-                            records.push(r);
-                        }
-                    }
-                }
-                Payload::Contents(cs) => contents.extend(cs),
-            }
-        }
-    }
+        deduplicate(&keys, &recent)
+    };
+    let mut kept = dedup.kept;
     // Fold log-borne content into its spans' records; keep the rest waiting.
-    let carried = merge_contents(inner, &mut records, contents);
-    let groups = by_partition(records);
+    let (merged, carried) = merge_contents(inner, &batches, &keys, &kept, contents)?;
+    drop(keys);
+    if let Some((batch, rows)) = merged {
+        // The changed rows replace the originals: they are read from a batch of their own.
+        let b = batches.len();
+        for (n, j) in rows.into_iter().enumerate() {
+            kept[j] = (b, n);
+        }
+        batches.push(batch);
+    }
     inner
         .stats
         .duplicates_dropped
-        .fetch_add(dupes, Ordering::Relaxed);
+        .fetch_add(dedup.dropped, Ordering::Relaxed);
 
     let cfg = &inner.cfg;
-    let mut encoded = Vec::new();
-    for ((tenant, day), records) in groups {
-        for (part, chunk) in records.chunks(cfg.flush.max_file_rows.max(1)).enumerate() {
-            let batch = records_to_file_batch(chunk)?;
-            let origin = format!("wal:{first}-{last}");
-            let file = encode(&batch, &cfg.collector_id, &origin, &cfg.parquet)?;
-            let key = format!(
-                "{}/{}",
-                partition_dir(&tenant, day),
-                flush_file_name(&cfg.collector_id, first, last, part as u32)
-            );
-            encoded.push((key, tenant.clone(), day, file));
-        }
+    let plan = plan_files(&KeyColumns::of(&batches)?, kept, cfg.flush.max_file_rows);
+    let origin = format!("wal:{first}-{last}");
+    let mut encoded = Vec::with_capacity(plan.len());
+    for rows in plan {
+        let file = encode_rows(&batches, &rows, &cfg.collector_id, &origin, &cfg.parquet)?;
+        let key = format!(
+            "{}/{}",
+            partition_dir(&rows.tenant, rows.day),
+            flush_file_name(&cfg.collector_id, first, last, rows.part)
+        );
+        encoded.push((key, rows.tenant, rows.day, file));
     }
     Ok(PreparedFlush {
         encoded,
         carried,
-        seen,
+        seen: dedup.seen,
     })
 }
 
@@ -784,38 +732,47 @@ where
     }
 }
 
-/// WAL payload tags: a byte, then postcard.
+/// WAL payload tags: a byte, then postcard (of `Vec<AuditRecord>` or `Vec<PendingContent>`).
 const TAG_RECORDS: u8 = 1;
 const TAG_CONTENTS: u8 = 2;
 
-fn encode_payload(payload: &Payload) -> Result<Vec<u8>> {
-    let codec = |e: postcard::Error| Error::Codec(e.to_string());
-    match payload {
-        Payload::Records(records) => postcard::to_io(records, vec![TAG_RECORDS]).map_err(codec),
-        Payload::Contents(contents) => postcard::to_io(contents, vec![TAG_CONTENTS]).map_err(codec),
-    }
+fn codec(e: postcard::Error) -> Error {
+    Error::Codec(e.to_string())
 }
 
-fn decode_payload(bytes: &[u8]) -> std::result::Result<Payload, String> {
+/// What one WAL entry holds, as written.
+enum WalPayload {
+    Records(Vec<AuditRecord>),
+    Contents(Vec<PendingContent>),
+}
+
+fn decode_payload(bytes: &[u8]) -> std::result::Result<WalPayload, String> {
     match bytes.split_first() {
         Some((&TAG_RECORDS, rest)) => postcard::from_bytes(rest)
-            .map(Payload::Records)
+            .map(WalPayload::Records)
             .map_err(|e| e.to_string()),
         Some((&TAG_CONTENTS, rest)) => postcard::from_bytes(rest)
-            .map(Payload::Contents)
+            .map(WalPayload::Contents)
             .map_err(|e| e.to_string()),
         Some((tag, _)) => Err(format!("unknown payload tag {tag}")),
         None => Err("empty payload".into()),
     }
 }
 
-/// Merges contents into `records`; returns those still waiting for their span (aged by one
-/// flush). Contents past [`CONTENT_MAX_FLUSHES`] are counted and dropped.
+/// Rows changed by log-borne content: a batch of them, and for each its index in `kept`.
+type MergedRows = Option<(RecordBatch, Vec<usize>)>;
+
+/// Merges contents into the kept rows they belong to. Content is rare: only the matching rows
+/// are turned back into records, changed by the normalizer and converted again. Returns the
+/// changed rows and the contents still waiting for their span (aged by one flush); contents
+/// past [`CONTENT_MAX_FLUSHES`] are counted and dropped.
 fn merge_contents(
     inner: &Arc<Inner>,
-    records: &mut [AuditRecord],
+    batches: &[RecordBatch],
+    keys: &[KeyColumns<'_>],
+    kept: &[Position],
     contents: Vec<PendingContent>,
-) -> Vec<PendingContent> {
+) -> Result<(MergedRows, Vec<PendingContent>)> {
     let Some(normalizer) = &inner.cfg.normalizer else {
         // Only reachable when a WAL holding content is replayed without a normalizer.
         if !contents.is_empty() {
@@ -828,11 +785,39 @@ fn merge_contents(
                 .contents_unmatched
                 .fetch_add(contents.len() as u64, Ordering::Relaxed);
         }
-        return Vec::new();
+        return Ok((None, Vec::new()));
     };
     if contents.is_empty() {
-        return Vec::new();
+        return Ok((None, Vec::new()));
     }
+    // The kept rows some content names (ids are unique among kept rows, so one row per span).
+    let hits: Vec<usize> = {
+        let wanted: std::collections::HashSet<(&str, &str, &str)> = contents
+            .iter()
+            .map(|p| {
+                let c = &p.content;
+                (&*c.tenant, c.trace_id.as_str(), c.span_id.as_str())
+            })
+            .collect();
+        kept.iter()
+            .enumerate()
+            .filter(|(_, (b, i))| {
+                let k = &keys[*b];
+                wanted.contains(&(
+                    k.tenant.value(*i),
+                    k.trace_id.value(*i),
+                    k.span_id.value(*i),
+                ))
+            })
+            .map(|(j, _)| j)
+            .collect()
+    };
+    let mut records = if hits.is_empty() {
+        Vec::new()
+    } else {
+        let positions: Vec<Position> = hits.iter().map(|&j| kept[j]).collect();
+        batch_to_records(&take_rows(batches, &positions)?)?
+    };
     let key = |c: &CorrelatedContent| (c.tenant.clone(), c.trace_id.clone(), c.span_id.clone());
     // Several contents of one span share the youngest age: none is dropped early.
     let mut ages: std::collections::HashMap<_, u8> = std::collections::HashMap::new();
@@ -840,8 +825,10 @@ fn merge_contents(
         let age = ages.entry(key(&p.content)).or_insert(p.flushes);
         *age = (*age).min(p.flushes);
     }
-    let unmatched =
-        normalizer.merge_contents(records, contents.into_iter().map(|p| p.content).collect());
+    let unmatched = normalizer.merge_contents(
+        &mut records,
+        contents.into_iter().map(|p| p.content).collect(),
+    );
     let mut carried = Vec::new();
     for content in unmatched {
         let flushes = ages.get(&key(&content)).copied().unwrap_or(0) + 1;
@@ -859,5 +846,10 @@ fn merge_contents(
             );
         }
     }
-    carried
+    let merged = if hits.is_empty() {
+        None
+    } else {
+        Some((records_to_batch(&records)?, hits))
+    };
+    Ok((merged, carried))
 }

@@ -252,6 +252,86 @@ async fn flushes_by_rows_and_by_age_without_being_asked() {
     w.shutdown().await.unwrap();
 }
 
+#[tokio::test]
+async fn flushes_when_the_buffered_memory_reaches_max_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let chunks: Vec<_> = (0..4)
+        .map(|i| synthetic_records(200, 1, 1, 20 + i))
+        .collect();
+    // What one request's records take as the buffer holds them.
+    let sizes: Vec<usize> = chunks
+        .iter()
+        .map(|c| {
+            genai_audit_core::records_to_batch(c)
+                .unwrap()
+                .get_array_memory_size()
+        })
+        .collect();
+    let mut cfg = config(dir.path());
+    cfg.flush = FlushPolicy {
+        max_rows: usize::MAX,
+        // Reached by the third request, not by the second.
+        max_bytes: sizes[0] + sizes[1] + sizes[2] / 2,
+        max_age: Duration::from_secs(3600),
+        ..FlushPolicy::default()
+    };
+    let (w, _) = open(dir.path(), cfg).await;
+    w.append(chunks[0].clone()).await.unwrap();
+    assert_eq!(
+        w.buffered_bytes(),
+        sizes[0],
+        "the buffer counts its arrays' memory"
+    );
+    w.append(chunks[1].clone()).await.unwrap();
+    assert_eq!(w.buffered_bytes(), sizes[0] + sizes[1]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        w.stats().commits.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    w.append(chunks[2].clone()).await.unwrap();
+    wait_for(|| w.stats().commits.load(std::sync::atomic::Ordering::Relaxed) == 1).await;
+    assert_eq!(
+        w.stats()
+            .records_written
+            .load(std::sync::atomic::Ordering::Relaxed),
+        600
+    );
+    assert_eq!((w.buffered_rows(), w.buffered_bytes()), (0, 0));
+    w.append(chunks[3].clone()).await.unwrap();
+    assert_eq!(w.buffered_bytes(), sizes[3]);
+    w.shutdown().await.unwrap();
+    let (snap, _) = read_all(w.location()).await;
+    assert_eq!(snap.rows(), 800);
+}
+
+#[tokio::test]
+async fn duplicates_within_one_flush_are_committed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, _) = open(dir.path(), config(dir.path())).await;
+    let records = synthetic_records(50, 2, 2, 31);
+    w.append(records.clone()).await.unwrap();
+    w.append(synthetic_records(10, 1, 1, 32)).await.unwrap();
+    // A retry of the first request, and a request repeating part of it.
+    w.append(records.clone()).await.unwrap();
+    w.append(records[..20].to_vec()).await.unwrap();
+    w.flush().await.unwrap();
+    let (snap, files) = read_all(w.location()).await;
+    assert_eq!(snap.rows(), 60);
+    let ids: BTreeSet<Option<String>> = files
+        .iter()
+        .flat_map(|(_, _, batches)| batches.iter().flat_map(|b| strings(b, "record_id")))
+        .collect();
+    assert_eq!(ids.len(), 60);
+    assert_eq!(
+        w.stats()
+            .duplicates_dropped
+            .load(std::sync::atomic::Ordering::Relaxed),
+        70
+    );
+    w.shutdown().await.unwrap();
+}
+
 async fn wait_for(mut cond: impl FnMut() -> bool) {
     for _ in 0..200 {
         if cond() {
@@ -527,6 +607,58 @@ mod contents {
         let (class, hash) = only_record(&w).await;
         assert_eq!(class[0].as_deref(), Some("restricted"));
         assert!(hash[0].is_some());
+        w.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn content_is_folded_into_its_span_among_many_buffered_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open_with_normalizer(dir.path()).await;
+        let (record, contents) = span_and_logs();
+        let others = synthetic_records(300, 1, 1, 41);
+        w.append(others[..150].to_vec()).await.unwrap();
+        w.append(vec![record.clone()]).await.unwrap();
+        w.append_contents(contents).await.unwrap();
+        w.append(others[150..].to_vec()).await.unwrap();
+        // The span resent: still one row, the merged one.
+        w.append(vec![record.clone()]).await.unwrap();
+        w.flush().await.unwrap();
+        let (snap, files) = read_all(w.location()).await;
+        assert_eq!(snap.rows(), 301);
+        let mut found = 0;
+        for (_, _, batches) in &files {
+            for b in batches {
+                let ids = strings(b, "record_id");
+                let class = strings(b, "data_classification");
+                let hash = strings(b, "prompt_hash");
+                let span_name = strings(b, "span_name");
+                for i in 0..b.num_rows() {
+                    if ids[i].as_deref() == Some(record.record_id.as_str()) {
+                        found += 1;
+                        assert_eq!(class[i].as_deref(), Some("restricted"));
+                        assert!(hash[i].is_some());
+                        assert_eq!(span_name[i].as_deref(), Some(record.span_name.as_str()));
+                    } else {
+                        let other = others
+                            .iter()
+                            .find(|r| Some(r.record_id.as_str()) == ids[i].as_deref())
+                            .expect("a row appended");
+                        assert_eq!(
+                            class[i].as_deref(),
+                            Some(other.data_classification.as_str())
+                        );
+                        assert_eq!(hash[i], other.prompt_hash);
+                    }
+                }
+            }
+        }
+        assert_eq!(found, 1);
+        assert_eq!(
+            w.stats()
+                .contents_unmatched
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
         w.shutdown().await.unwrap();
     }
 
