@@ -134,6 +134,12 @@ async fn serve(cfg: Config) -> Result<ExitCode> {
     wcfg.wal_max_bytes = cfg.wal.max_bytes;
     wcfg.flush = cfg.flush_policy();
     wcfg.normalizer = Some(normalizer.clone());
+    // Alerting starts after the writer (it rebuilds budgets from the committed records), so the
+    // writer is given a slot that alerting fills once it runs.
+    let alert_slot: Arc<std::sync::OnceLock<Arc<Alerting>>> = Arc::default();
+    if !cfg.alerts.rules.is_empty() {
+        wcfg.merge_observer = Some(Arc::new(AlertOnMerge(alert_slot.clone())));
+    }
     tracing::info!(store = %loc, wal = %wal_dir.display(), collector_id, durability = %cfg.wal.durability, "opening the audit store");
     let (writer, report) = Writer::open(loc, wcfg)
         .await
@@ -167,6 +173,7 @@ async fn serve(cfg: Config) -> Result<ExitCode> {
     };
     if let Some(a) = &alerting {
         let _ = state.alerts.set(a.clone());
+        let _ = alert_slot.set(a.clone());
     }
     let sink = Arc::new(WriterSink(writer.clone(), alerting.clone()));
     let bound = Receiver::bind(cfg.receiver.clone(), Arc::new(normalizer), sink, metrics)
@@ -356,6 +363,18 @@ async fn wait_signal() {
 /// The store's writer as the receiver's sink: acknowledged once durable in the WAL. Records
 /// pass the alert rules on the way in (evaluation never waits for delivery).
 struct WriterSink(Writer, Option<Arc<Alerting>>);
+
+/// Runs the per-record alert rules on records completed by log-borne content at a flush (PII
+/// found in a prompt that arrived as an OTLP log record), once alerting has started.
+struct AlertOnMerge(Arc<std::sync::OnceLock<Arc<Alerting>>>);
+
+impl genai_audit_store::MergeObserver for AlertOnMerge {
+    fn merged(&self, pairs: &[(AuditRecord, AuditRecord)]) {
+        if let Some(a) = self.0.get() {
+            a.observe_merged(pairs);
+        }
+    }
+}
 
 fn sink_error(e: genai_audit_store::Error) -> SinkError {
     match e.retry_after() {

@@ -37,7 +37,8 @@ pub use commit::{CommitReport, Committer};
 pub use error::{Error, Result};
 pub use location::StoreLocation;
 pub use writer::{
-    FlushPolicy, FlushReport, Histogram, OpenReport, Writer, WriterConfig, WriterStats,
+    FlushPolicy, FlushReport, Histogram, MergeObserver, OpenReport, Writer, WriterConfig,
+    WriterStats,
 };
 
 /// 8 random hex characters (names of maintenance runs, hold ids).

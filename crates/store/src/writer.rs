@@ -76,8 +76,16 @@ impl Default for FlushPolicy {
     }
 }
 
+/// Told, at a flush, about the records that log-borne content completed: each as it was
+/// acknowledged and as it is written (e.g. to run alert rules that depend on the content).
+/// Called on the flush's blocking thread: return quickly.
+pub trait MergeObserver: Send + Sync {
+    /// `(before, after)` the content was merged into each record.
+    fn merged(&self, pairs: &[(AuditRecord, AuditRecord)]);
+}
+
 /// Settings of a [`Writer`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WriterConfig {
     /// Id of this collector: unique among the collectors writing to one store.
     pub collector_id: String,
@@ -98,6 +106,25 @@ pub struct WriterConfig {
     /// Folds log-borne content into records at flush (classification and retention rules come
     /// from it). Needed only for [`Writer::append_contents`].
     pub normalizer: Option<Normalizer>,
+    /// Told about the records log-borne content completed at each flush.
+    pub merge_observer: Option<Arc<dyn MergeObserver>>,
+}
+
+impl std::fmt::Debug for WriterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterConfig")
+            .field("collector_id", &self.collector_id)
+            .field("wal_dir", &self.wal_dir)
+            .field("durability", &self.durability)
+            .field("wal_max_bytes", &self.wal_max_bytes)
+            .field("flush", &self.flush)
+            .field("parquet", &self.parquet)
+            .field("multipart_threshold", &self.multipart_threshold)
+            .field("max_retry_backoff", &self.max_retry_backoff)
+            .field("normalizer", &self.normalizer.is_some())
+            .field("merge_observer", &self.merge_observer.is_some())
+            .finish()
+    }
 }
 
 impl WriterConfig {
@@ -113,6 +140,7 @@ impl WriterConfig {
             multipart_threshold: MULTIPART_THRESHOLD,
             max_retry_backoff: Duration::from_secs(30),
             normalizer: None,
+            merge_observer: None,
         }
     }
 }
@@ -825,10 +853,18 @@ fn merge_contents(
         let age = ages.entry(key(&p.content)).or_insert(p.flushes);
         *age = (*age).min(p.flushes);
     }
+    let before = inner.cfg.merge_observer.as_ref().map(|_| records.clone());
     let unmatched = normalizer.merge_contents(
         &mut records,
         contents.into_iter().map(|p| p.content).collect(),
     );
+    if let (Some(observer), Some(before)) = (&inner.cfg.merge_observer, before)
+        && !records.is_empty()
+    {
+        let pairs: Vec<(AuditRecord, AuditRecord)> =
+            before.into_iter().zip(records.iter().cloned()).collect();
+        observer.merged(&pairs);
+    }
     let mut carried = Vec::new();
     for content in unmatched {
         let flushes = ages.get(&key(&content)).copied().unwrap_or(0) + 1;

@@ -225,3 +225,76 @@ fn an_invalid_rule_stops_serve_naming_the_key() {
     let err = String::from_utf8_lossy(&env_bad.stderr);
     assert!(err.contains("teams"), "{err}");
 }
+
+/// openai-v2 in event-only mode: the span carries no content, the prompt and reply arrive as
+/// OTLP log records (within the same flush window). The PII they hold is found when the content
+/// is merged at the flush, and a `pii` rule fires then, once.
+#[test]
+fn pii_in_content_sent_as_log_records_fires_when_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("genai-audit.toml");
+    std::fs::write(
+        &config,
+        "[wal]\ndurability = \"os\"\n\n[flush]\nmax_age_secs = 3\n\n\
+         [[alerts.rules]]\nname = \"pii\"\nkind = \"pii\"\nmin_classification = \"internal\"\n\n\
+         [[alerts.rules]]\nname = \"calls\"\nkind = \"request_volume\"\nwindow_secs = 60\nmax_requests = 0\nsuppress_secs = 0\n",
+    )
+    .unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        Opts {
+            args: &["--config", config.to_str().unwrap()],
+            ..Opts::default()
+        },
+    );
+    let fired = |rule: &str| {
+        metric(
+            &server.metrics(),
+            &format!("genai_audit_alerts_fired_total{{rule=\"{rule}\"}}"),
+        )
+    };
+    let traces = std::fs::read(crate::fixtures().join("openai-v2/chat_pii.pb")).unwrap();
+    let mut req = ExportTraceServiceRequest::decode(traces.as_slice()).unwrap();
+    for rs in &mut req.resource_spans {
+        for ss in &mut rs.scope_spans {
+            for s in &mut ss.spans {
+                s.attributes.retain(|a| !a.key.ends_with(".messages"));
+            }
+        }
+    }
+    let logs = std::fs::read(crate::fixtures().join("openai-v2/logs/chat_pii.pb")).unwrap();
+    rt().block_on(async {
+        let client = http_client();
+        post_traces_ok(&client, &server, &req).await;
+        // The span alone: a call, no content, no PII.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while fired("calls") < 1.0 {
+            assert!(Instant::now() < deadline, "{}", server.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(fired("pii"), 0.0, "no content yet");
+        let reply = post(
+            &client,
+            &server.logs_url(),
+            Some("application/x-protobuf"),
+            logs,
+            &[],
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        while fired("pii") < 1.0 {
+            assert!(
+                Instant::now() < deadline + Duration::from_secs(10),
+                "the merged content fired nothing\n{}",
+                server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    // Once, and the windowed rule did not count the call again.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(fired("pii"), 1.0);
+    assert_eq!(fired("calls"), 1.0);
+    let log = server.stop();
+    assert!(log.contains("PII"), "{log}");
+}
