@@ -29,7 +29,9 @@
 //! - **Functions**: `audit_hash('literal')` and `audit_hash_key_id()` are folded into constants
 //!   on the client (they are immutable), so the key never leaves this process and they work on
 //!   a stock cluster. `audit_hash(column)` cannot run on executors, which do not know the
-//!   function: Ballista refuses such a statement.
+//!   function: Ballista refuses such a statement. `max_repeated(text)` is sent as the built-in
+//!   `max(text)`, which gives the same result (see [`crate::max_repeated`]); the aggregate's
+//!   output keeps its name, so the rest of the plan is unchanged.
 //!
 //! [Ballista]: https://datafusion.apache.org/ballista/
 
@@ -47,14 +49,16 @@ use datafusion::datasource::listing::{
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SessionState;
+use datafusion::functions_aggregate::min_max::max_udaf;
 use datafusion::logical_expr::{
-    EmptyRelation, Expr, LogicalPlan, LogicalPlanBuilder, TableScan, lit,
+    Aggregate, EmptyRelation, Expr, LogicalPlan, LogicalPlanBuilder, TableScan, lit,
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
 use genai_audit_store::StoreLocation;
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::max_repeated::MAX_REPEATED;
 use crate::table::{AuditLogTable, DT_COLUMN, LiveFile, TENANT_COLUMN};
 
 /// Where a cluster session sends its queries, and how its executors address the store.
@@ -84,6 +88,7 @@ impl Cluster {
                     None => Ok(Transformed::no(LogicalPlan::TableScan(scan))),
                 }
             }
+            LogicalPlan::Aggregate(agg) => as_builtin_max(agg),
             other => Ok(Transformed::no(other)),
         })?;
         Ok(rewritten.data)
@@ -176,6 +181,43 @@ impl Cluster {
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         ListingTableUrl::parse(url.as_str())
     }
+}
+
+/// `agg` with every `max_repeated(x)` replaced by `max(x)` under the same output name: executors
+/// know only built-in functions, and `max` computes the same value.
+fn as_builtin_max(agg: Aggregate) -> DfResult<Transformed<LogicalPlan>> {
+    let is_max_repeated =
+        |e: &Expr| matches!(e, Expr::AggregateFunction(f) if f.func.name() == MAX_REPEATED);
+    let uses = |e: &Expr| match e {
+        Expr::Alias(a) => is_max_repeated(&a.expr),
+        other => is_max_repeated(other),
+    };
+    if !agg.aggr_expr.iter().any(uses) {
+        return Ok(Transformed::no(LogicalPlan::Aggregate(agg)));
+    }
+    let to_max = |e: Expr| match e {
+        Expr::AggregateFunction(mut f) => {
+            f.func = max_udaf();
+            Expr::AggregateFunction(f)
+        }
+        other => other,
+    };
+    let aggr_expr = agg
+        .aggr_expr
+        .into_iter()
+        .map(|e| match e {
+            Expr::Alias(a) if is_max_repeated(&a.expr) => {
+                to_max(*a.expr).alias_qualified(a.relation, a.name)
+            }
+            e if is_max_repeated(&e) => {
+                let name = e.schema_name().to_string();
+                to_max(e).alias(name)
+            }
+            other => other,
+        })
+        .collect();
+    let rebuilt = Aggregate::try_new(agg.input, agg.group_expr, aggr_expr)?;
+    Ok(Transformed::yes(LogicalPlan::Aggregate(rebuilt)))
 }
 
 /// The URL the cluster reads `loc`'s objects under: `file:///dir/` for a local store,

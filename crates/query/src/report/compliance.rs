@@ -384,7 +384,7 @@ impl DayRow {
 /// Computes the compliance report of `scope` on `engine` (in process, or on its cluster).
 pub async fn compliance(engine: &QueryEngine, scope: &Scope) -> Result<ComplianceReport> {
     let started = std::time::Instant::now();
-    let calls_sql = scope.apply(&super::for_engine(engine, COMPLIANCE_CALLS_SQL));
+    let calls_sql = scope.apply(COMPLIANCE_CALLS_SQL);
     let pii_sql = scope.apply(COMPLIANCE_PII_SQL);
     let calls = async { Ok::<_, Error>(engine.sql(&calls_sql).await?.cache().await?) };
     let (calls, pii) = futures::try_join!(calls, collect(engine, &pii_sql))?;

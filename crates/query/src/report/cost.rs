@@ -147,8 +147,7 @@ pub struct CostRow {
 
 /// Computes the cost report of `scope` grouped `by` on `engine`.
 pub async fn cost(engine: &QueryEngine, scope: &Scope, by: CostBy) -> Result<CostReport> {
-    let template = COST_SQL.replace("{key}", by.key_sql());
-    let batches = collect(engine, &scope.apply(&super::for_engine(engine, &template))).await?;
+    let batches = collect(engine, &by.sql(scope)).await?;
     let mut rows = Vec::new();
     for batch in &batches {
         let r = Rows::new("cost", batch);

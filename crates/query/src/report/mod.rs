@@ -178,21 +178,6 @@ impl Serialize for Scope {
     }
 }
 
-/// Report SQL as `engine` can run it: on a cluster, whose executors know only the built-in
-/// functions, `max_repeated(…)` (registered in this process, see [`crate::max_repeated`]) is
-/// planned as `max(…)`, which gives the same result. Applied to the templates, before the
-/// scope's literals are put in.
-pub(crate) fn for_engine<'a>(
-    engine: &crate::QueryEngine,
-    sql: &'a str,
-) -> std::borrow::Cow<'a, str> {
-    if engine.is_cluster() {
-        std::borrow::Cow::Owned(sql.replace("max_repeated(", "max("))
-    } else {
-        std::borrow::Cow::Borrowed(sql)
-    }
-}
-
 /// The time a report is generated: now, to the second.
 pub(crate) fn now() -> DateTime<Utc> {
     use chrono::SubsecRound;

@@ -92,6 +92,10 @@ async fn cluster_and_in_process_give_the_same_rows() {
                   max(total_cost_usd) AS cost FROM audit_log GROUP BY tenant, call_id) \
          GROUP BY request_model"
             .to_owned(),
+        // max_repeated, which executors do not know, is sent as max (aliased or not).
+        "SELECT tenant, max_repeated(user_id) AS u, count(*) FROM audit_log GROUP BY tenant"
+            .to_owned(),
+        "SELECT max_repeated(request_model) FROM audit_log".to_owned(),
         // A filter on the partition column only, and a limit.
         "SELECT count(*) FROM (SELECT record_id FROM audit_log WHERE dt = DATE '2026-11-25' \
          LIMIT 7)"
