@@ -586,17 +586,22 @@ impl Engine {
     }
 
     /// Evaluates the per-record rules on records whose content arrived after they did
-    /// (`(before, after)` the merge of log-borne content). A rule fires for a record only when
-    /// it matches the merged record and did not match it before: each record is alerted by each
-    /// rule at most once, as soon as it matches. Windowed and budget rules are left alone: they
+    /// (`before` and `after` the merge of log-borne content, in the same order). A rule fires
+    /// for a record only when it matches the merged record and did not match it before: each
+    /// record is alerted by each rule at most once, as soon as it matches. Windowed and budget rules are left alone: they
     /// count calls, errors and cost, which content does not change, and they counted the
     /// record when it arrived.
-    pub fn evaluate_merged(&self, pairs: &[(AuditRecord, AuditRecord)], out: &mut Vec<Alert>) {
-        if self.per_record.is_empty() || pairs.is_empty() {
+    pub fn evaluate_merged(
+        &self,
+        before: &[AuditRecord],
+        after: &[AuditRecord],
+        out: &mut Vec<Alert>,
+    ) {
+        if self.per_record.is_empty() || after.is_empty() {
             return;
         }
         let mut st = self.lock();
-        for (before, after) in pairs {
+        for (before, after) in before.iter().zip(after) {
             for &ri in &self.per_record {
                 if self.check_record(ri, before).is_some() {
                     continue;

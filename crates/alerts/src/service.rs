@@ -111,9 +111,9 @@ impl Alerting {
     /// Evaluates the per-record rules on records completed by content that arrived separately
     /// (OTLP log records merged at flush; see [`Engine::evaluate_merged`]) and dispatches what
     /// fires.
-    pub fn observe_merged(&self, pairs: &[(AuditRecord, AuditRecord)]) {
+    pub fn observe_merged(&self, before: &[AuditRecord], after: &[AuditRecord]) {
         let mut alerts = Vec::new();
-        self.engine.evaluate_merged(pairs, &mut alerts);
+        self.engine.evaluate_merged(before, after, &mut alerts);
         self.dispatch(alerts);
     }
 

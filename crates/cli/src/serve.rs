@@ -369,9 +369,9 @@ struct WriterSink(Writer, Option<Arc<Alerting>>);
 struct AlertOnMerge(Arc<std::sync::OnceLock<Arc<Alerting>>>);
 
 impl genai_audit_store::MergeObserver for AlertOnMerge {
-    fn merged(&self, pairs: &[(AuditRecord, AuditRecord)]) {
+    fn merged(&self, before: &[AuditRecord], after: &[AuditRecord]) {
         if let Some(a) = self.0.get() {
-            a.observe_merged(pairs);
+            a.observe_merged(before, after);
         }
     }
 }

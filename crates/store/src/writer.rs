@@ -80,8 +80,8 @@ impl Default for FlushPolicy {
 /// acknowledged and as it is written (e.g. to run alert rules that depend on the content).
 /// Called on the flush's blocking thread: return quickly.
 pub trait MergeObserver: Send + Sync {
-    /// `(before, after)` the content was merged into each record.
-    fn merged(&self, pairs: &[(AuditRecord, AuditRecord)]);
+    /// The records before the content was merged (`before`) and after (`after`, same order).
+    fn merged(&self, before: &[AuditRecord], after: &[AuditRecord]);
 }
 
 /// Settings of a [`Writer`].
@@ -861,9 +861,7 @@ fn merge_contents(
     if let (Some(observer), Some(before)) = (&inner.cfg.merge_observer, before)
         && !records.is_empty()
     {
-        let pairs: Vec<(AuditRecord, AuditRecord)> =
-            before.into_iter().zip(records.iter().cloned()).collect();
-        observer.merged(&pairs);
+        observer.merged(&before, &records);
     }
     let mut carried = Vec::new();
     for content in unmatched {

@@ -327,7 +327,7 @@ async fn content_merged_later_fires_per_record_rules_once_and_leaves_windows_alo
     after.pii_detected = true;
     after.pii_types = vec!["CREDIT_CARD".into()];
     after.data_classification = DataClassification::Restricted;
-    a.observe_merged(&[(before.clone(), after.clone())]);
+    a.observe_merged(std::slice::from_ref(&before), std::slice::from_ref(&after));
     let got = hook.wait_for(2).await;
     let mut fired: Vec<&str> = got.iter().filter_map(|v| v["rule"].as_str()).collect();
     fired.sort_unstable();
@@ -340,7 +340,7 @@ async fn content_merged_later_fires_per_record_rules_once_and_leaves_windows_alo
     // A record that already matched before the merge is not alerted a second time.
     let mut again = after.clone();
     again.pii_types.push("EMAIL".into());
-    a.observe_merged(&[(after, again)]);
+    a.observe_merged(&[after], &[again]);
     let got = hook.wait_for(3).await;
     assert_eq!(got.len(), 2, "{got:?}");
     a.shutdown(Duration::from_secs(5)).await;
