@@ -493,13 +493,12 @@ fn enqueue(
     payload: Payload,
     exempt: bool,
 ) -> Result<oneshot::Receiver<Result<u64>>> {
-    let bytes = wal;
     let (reply, done) = oneshot::channel();
     let tx = inner.enqueue.lock().map_err(|_| Error::WalClosed)?;
     let ack = if exempt {
-        inner.wal.append_exempt(bytes)?
+        inner.wal.append_exempt(wal)?
     } else {
-        inner.wal.append(bytes)?
+        inner.wal.append(wal)?
     };
     tx.send(Pending {
         ack,
