@@ -480,6 +480,13 @@ fn cell(col: &dyn Array, i: usize) -> Option<String> {
 }
 
 /// A multi-threaded runtime for the clients.
+/// Writes `toml` as `dir/genai-audit.toml` and returns its path (for `serve --config`).
+fn config_file(dir: &Path, toml: &str) -> PathBuf {
+    let config = dir.join("genai-audit.toml");
+    std::fs::write(&config, toml).unwrap();
+    config
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -73,12 +73,11 @@ fn ack_latencies(server: &Server, series: u32, batches: u32) -> Vec<Duration> {
 }
 
 fn config_with(dir: &Path, url: &str) -> PathBuf {
-    let config = dir.join("genai-audit.toml");
     // Every call fires (more than 0 calls per tenant per minute, no suppression): the webhook
     // queue of 5 overflows at once.
-    std::fs::write(
-        &config,
-        format!(
+    config_file(
+        dir,
+        &format!(
             "[wal]\ndurability = \"os\"\n\n\
              [alerts]\nflush_secs = 1\n\n\
              [alerts.webhook]\nurl = \"{url}\"\ntimeout_ms = 60000\nmax_attempts = 3\nbackoff_ms = 50\nqueue = 5\n\n\
@@ -86,20 +85,13 @@ fn config_with(dir: &Path, url: &str) -> PathBuf {
              [[alerts.rules]]\nname = \"openai\"\nkind = \"cel\"\nkey = \"service\"\nexpression = 'provider == \"openai\"'\n"
         ),
     )
-    .unwrap();
-    config
 }
 
 #[test]
 fn a_hanging_or_failing_webhook_does_not_delay_acknowledgements() {
     const BATCHES: u32 = 20;
     let base_dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        base_dir.path().join("genai-audit.toml"),
-        "[wal]\ndurability = \"os\"\n",
-    )
-    .unwrap();
-    let config = base_dir.path().join("genai-audit.toml");
+    let config = config_file(base_dir.path(), "[wal]\ndurability = \"os\"\n");
     let server = Server::start_with(
         base_dir.path(),
         Opts {
@@ -192,13 +184,11 @@ fn a_hanging_or_failing_webhook_does_not_delay_acknowledgements() {
 #[test]
 fn an_invalid_rule_stops_serve_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("genai-audit.toml");
-    std::fs::write(
-        &config,
+    let config = config_file(
+        dir.path(),
         "[[alerts.rules]]\nname = \"ok\"\nkind = \"latency\"\nmax_ms = 1000\n\n\
          [[alerts.rules]]\nname = \"typo\"\nkind = \"cel\"\nexpression = 'provder == \"openai\"'\n",
-    )
-    .unwrap();
+    );
     let out = run_bounded(
         {
             let mut cmd = serve_command(dir.path());
@@ -232,14 +222,12 @@ fn an_invalid_rule_stops_serve_naming_the_key() {
 #[test]
 fn pii_in_content_sent_as_log_records_fires_when_merged() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("genai-audit.toml");
-    std::fs::write(
-        &config,
+    let config = config_file(
+        dir.path(),
         "[wal]\ndurability = \"os\"\n\n[flush]\nmax_age_secs = 3\n\n\
          [[alerts.rules]]\nname = \"pii\"\nkind = \"pii\"\nmin_classification = \"internal\"\n\n\
          [[alerts.rules]]\nname = \"calls\"\nkind = \"request_volume\"\nwindow_secs = 60\nmax_requests = 0\nsuppress_secs = 0\n",
-    )
-    .unwrap();
+    );
     let server = Server::start_with(
         dir.path(),
         Opts {

@@ -9,15 +9,13 @@ const BETA: &str = "beta-fedcba9876543210-secret";
 #[test]
 fn tokens_authenticate_and_fix_the_tenant_partition() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("genai-audit.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = config_file(
+        dir.path(),
+        &format!(
             "[[receiver.auth.tokens]]\ntoken = \"{ACME}\"\ntenant = \"acme\"\n\n\
              [[receiver.auth.tokens]]\ntoken = \"{BETA}\"\ntenant = \"beta\"\n"
         ),
-    )
-    .unwrap();
+    );
     let server = Server::start_with(
         dir.path(),
         Opts {
