@@ -42,6 +42,9 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A report's worker task failed (panicked or was cancelled): a bug, not bad input.
+    #[error("report task failed: {0}")]
+    Task(String),
     /// The cluster (`--cluster`) cannot be used as asked: a scheduler URL that is not
     /// `df://HOST:PORT`, or a store URL the cluster cannot address.
     #[error("cluster: {0}")]

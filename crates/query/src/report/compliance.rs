@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use genai_audit_core::Usd;
 use serde::Serialize;
@@ -382,7 +383,32 @@ impl DayRow {
 }
 
 /// Computes the compliance report of `scope` on `engine` (in process, or on its cluster).
+///
+/// In process the calls are folded by [`super::calls`] (one pass, one compact state per call);
+/// on a cluster by the SQL of [`COMPLIANCE_CALLS_SQL`] and [`COMPLIANCE_SQL`]. Both give the
+/// same figures (tests compare them).
 pub async fn compliance(engine: &QueryEngine, scope: &Scope) -> Result<ComplianceReport> {
+    if engine.is_cluster() {
+        compliance_sql(engine, scope).await
+    } else {
+        let started = std::time::Instant::now();
+        let pii_sql = scope.apply(COMPLIANCE_PII_SQL);
+        let (facets, pii) = futures::try_join!(
+            super::calls::compliance_facets(engine, scope),
+            collect(engine, &pii_sql)
+        )?;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compliance report computed in process"
+        );
+        assemble(scope, facets, &pii)
+    }
+}
+
+/// [`compliance()`] computed by SQL only: [`COMPLIANCE_CALLS_SQL`], [`COMPLIANCE_SQL`] and
+/// [`COMPLIANCE_PII_SQL`]. What runs on a cluster; public so that tests can compare it with
+/// the in-process computation.
+pub async fn compliance_sql(engine: &QueryEngine, scope: &Scope) -> Result<ComplianceReport> {
     let started = std::time::Instant::now();
     let calls_sql = scope.apply(COMPLIANCE_CALLS_SQL);
     let pii_sql = scope.apply(COMPLIANCE_PII_SQL);
@@ -402,7 +428,128 @@ pub async fn compliance(engine: &QueryEngine, scope: &Scope) -> Result<Complianc
         facets_ms = (started.elapsed() - calls_done).as_millis() as u64,
         "compliance report computed"
     );
+    let mut rows = Vec::new();
+    for batch in &main {
+        FacetRow::read(batch, &mut rows)?;
+    }
+    assemble(scope, rows, &pii)
+}
 
+/// Which aggregation a [`FacetRow`] comes from (the `facet` column of [`COMPLIANCE_SQL`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Facet {
+    Total,
+    Model,
+    User,
+    Day,
+    Classification,
+    Latency,
+}
+
+/// One row of [`COMPLIANCE_SQL`], typed: what the report is assembled from, whichever way
+/// the facets were computed. Figures a facet does not have are 0 / `None`.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct FacetRow {
+    pub facet: Facet,
+    /// Model, user id, `YYYY-MM-DD`, classification name or latency bucket index.
+    pub key: Option<String>,
+    pub requests: u64,
+    pub spans: u64,
+    pub users: u64,
+    pub no_user: u64,
+    pub models: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: Usd,
+    pub priced: u64,
+    pub errors: u64,
+    pub pii_calls: u64,
+    pub latency_avg_ms: Option<f64>,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+}
+
+impl FacetRow {
+    /// An all-zero row of `facet` under `key`.
+    pub(super) fn new(facet: Facet, key: Option<String>) -> Self {
+        Self {
+            facet,
+            key,
+            requests: 0,
+            spans: 0,
+            users: 0,
+            no_user: 0,
+            models: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd: Usd::ZERO,
+            priced: 0,
+            errors: 0,
+            pii_calls: 0,
+            latency_avg_ms: None,
+            latency_p50_ms: None,
+            latency_p95_ms: None,
+            latency_p99_ms: None,
+        }
+    }
+
+    /// Appends the rows of one batch of [`COMPLIANCE_SQL`] to `out`.
+    fn read(batch: &RecordBatch, out: &mut Vec<FacetRow>) -> Result<()> {
+        let rows = Rows::new("compliance", batch);
+        let facet = rows.strings("facet")?;
+        let key = rows.strings("key")?;
+        let requests = rows.counts("requests")?;
+        let spans = rows.counts("spans")?;
+        let users = rows.counts("users")?;
+        let no_user = rows.counts("no_user")?;
+        let models = rows.counts("models")?;
+        let input = rows.counts("input_tokens")?;
+        let output = rows.counts("output_tokens")?;
+        let cost = rows.usd("cost_usd")?;
+        let priced = rows.counts("priced")?;
+        let errors = rows.counts("errors")?;
+        let pii_calls = rows.counts("pii_calls")?;
+        let avg = rows.floats("latency_avg_ms")?;
+        let p50 = rows.floats("latency_p50_ms")?;
+        let p95 = rows.floats("latency_p95_ms")?;
+        let p99 = rows.floats("latency_p99_ms")?;
+        for (i, key) in key.into_iter().enumerate() {
+            let facet = match facet[i].as_deref() {
+                Some("total") => Facet::Total,
+                Some("model") => Facet::Model,
+                Some("user") => Facet::User,
+                Some("day") => Facet::Day,
+                Some("classification") => Facet::Classification,
+                Some("latency") => Facet::Latency,
+                _ => continue,
+            };
+            out.push(FacetRow {
+                facet,
+                key,
+                requests: requests[i],
+                spans: spans[i],
+                users: users[i],
+                no_user: no_user[i],
+                models: models[i],
+                input_tokens: input[i],
+                output_tokens: output[i],
+                cost_usd: cost[i],
+                priced: priced[i],
+                errors: errors[i],
+                pii_calls: pii_calls[i],
+                latency_avg_ms: avg[i],
+                latency_p50_ms: p50[i],
+                latency_p95_ms: p95[i],
+                latency_p99_ms: p99[i],
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The report from its facet rows and the rows of [`COMPLIANCE_PII_SQL`].
+fn assemble(scope: &Scope, facets: Vec<FacetRow>, pii: &[RecordBatch]) -> Result<ComplianceReport> {
     let mut report = ComplianceReport {
         scope: scope.clone(),
         generated_at: super::now(),
@@ -433,113 +580,92 @@ pub async fn compliance(engine: &QueryEngine, scope: &Scope) -> Result<Complianc
     let mut users = Vec::new();
     let mut days = BTreeMap::new();
 
-    for batch in &main {
-        let rows = Rows::new("compliance", batch);
-        let facet = rows.strings("facet")?;
-        let key = rows.strings("key")?;
-        let requests = rows.counts("requests")?;
-        let spans = rows.counts("spans")?;
-        let distinct_users = rows.counts("users")?;
-        let no_user = rows.counts("no_user")?;
-        let models = rows.counts("models")?;
-        let input = rows.counts("input_tokens")?;
-        let output = rows.counts("output_tokens")?;
-        let cost = rows.usd("cost_usd")?;
-        let priced = rows.counts("priced")?;
-        let errors = rows.counts("errors")?;
-        let pii_calls = rows.counts("pii_calls")?;
-        let avg = rows.floats("latency_avg_ms")?;
-        let p50 = rows.floats("latency_p50_ms")?;
-        let p95 = rows.floats("latency_p95_ms")?;
-        let p99 = rows.floats("latency_p99_ms")?;
-        for i in 0..rows.len() {
-            let latency = LatencyStats {
-                avg_ms: avg[i],
-                p50_ms: p50[i].map(to_microsecond),
-                p95_ms: p95[i].map(to_microsecond),
-                p99_ms: p99[i].map(to_microsecond),
-            };
-            let unpriced = requests[i].saturating_sub(priced[i]);
-            match facet[i].as_deref() {
-                Some("total") => {
-                    report.totals = Totals {
-                        requests: requests[i],
-                        provider_spans: spans[i],
-                        unique_users: distinct_users[i],
-                        requests_without_user: no_user[i],
-                        models_used: models[i],
-                        input_tokens: input[i],
-                        output_tokens: output[i],
-                        cost_usd: cost[i],
-                        unpriced_requests: unpriced,
-                        errors: errors[i],
-                        error_rate: ratio(errors[i], requests[i]),
-                        pii_flagged_requests: pii_calls[i],
-                    };
-                    report.latency = latency;
-                }
-                Some("model") => report.models.push(ModelRow {
-                    model: key[i].clone(),
-                    requests: requests[i],
-                    input_tokens: input[i],
-                    output_tokens: output[i],
-                    cost_usd: cost[i],
+    for row in facets {
+        let latency = LatencyStats {
+            avg_ms: row.latency_avg_ms,
+            p50_ms: row.latency_p50_ms.map(to_microsecond),
+            p95_ms: row.latency_p95_ms.map(to_microsecond),
+            p99_ms: row.latency_p99_ms.map(to_microsecond),
+        };
+        let unpriced = row.requests.saturating_sub(row.priced);
+        match row.facet {
+            Facet::Total => {
+                report.totals = Totals {
+                    requests: row.requests,
+                    provider_spans: row.spans,
+                    unique_users: row.users,
+                    requests_without_user: row.no_user,
+                    models_used: row.models,
+                    input_tokens: row.input_tokens,
+                    output_tokens: row.output_tokens,
+                    cost_usd: row.cost_usd,
                     unpriced_requests: unpriced,
-                    errors: errors[i],
-                    latency,
-                }),
-                Some("user") => {
-                    if let Some(user_id) = key[i].clone() {
-                        users.push(UserRow {
-                            user_id,
-                            requests: requests[i],
-                            input_tokens: input[i],
-                            output_tokens: output[i],
-                            cost_usd: cost[i],
-                            unpriced_requests: unpriced,
-                            errors: errors[i],
-                        });
-                    }
+                    errors: row.errors,
+                    error_rate: ratio(row.errors, row.requests),
+                    pii_flagged_requests: row.pii_calls,
+                };
+                report.latency = latency;
+            }
+            Facet::Model => report.models.push(ModelRow {
+                model: row.key,
+                requests: row.requests,
+                input_tokens: row.input_tokens,
+                output_tokens: row.output_tokens,
+                cost_usd: row.cost_usd,
+                unpriced_requests: unpriced,
+                errors: row.errors,
+                latency,
+            }),
+            Facet::User => {
+                if let Some(user_id) = row.key {
+                    users.push(UserRow {
+                        user_id,
+                        requests: row.requests,
+                        input_tokens: row.input_tokens,
+                        output_tokens: row.output_tokens,
+                        cost_usd: row.cost_usd,
+                        unpriced_requests: unpriced,
+                        errors: row.errors,
+                    });
                 }
-                Some("day") => {
-                    if let Some(day) = key[i].as_deref().and_then(|d| d.parse().ok()) {
-                        days.insert(
+            }
+            Facet::Day => {
+                if let Some(day) = row.key.as_deref().and_then(|d| d.parse().ok()) {
+                    days.insert(
+                        day,
+                        DayRow {
                             day,
-                            DayRow {
-                                day,
-                                requests: requests[i],
-                                unique_users: distinct_users[i],
-                                input_tokens: input[i],
-                                output_tokens: output[i],
-                                cost_usd: cost[i],
-                                unpriced_requests: unpriced,
-                                errors: errors[i],
-                                latency,
-                            },
-                        );
-                    }
+                            requests: row.requests,
+                            unique_users: row.users,
+                            input_tokens: row.input_tokens,
+                            output_tokens: row.output_tokens,
+                            cost_usd: row.cost_usd,
+                            unpriced_requests: unpriced,
+                            errors: row.errors,
+                            latency,
+                        },
+                    );
                 }
-                Some("classification") => {
-                    if let Some(c) = report
-                        .classifications
-                        .iter_mut()
-                        .find(|c| Some(c.name.as_str()) == key[i].as_deref())
-                    {
-                        c.requests = requests[i];
-                    }
+            }
+            Facet::Classification => {
+                if let Some(c) = report
+                    .classifications
+                    .iter_mut()
+                    .find(|c| Some(c.name.as_str()) == row.key.as_deref())
+                {
+                    c.requests = row.requests;
                 }
-                Some("latency") => {
-                    let bucket = key[i].as_deref().and_then(|k| k.parse::<usize>().ok());
-                    if let Some(b) = bucket.and_then(|b| report.latency_histogram.get_mut(b)) {
-                        b.requests = requests[i];
-                    }
+            }
+            Facet::Latency => {
+                let bucket = row.key.as_deref().and_then(|k| k.parse::<usize>().ok());
+                if let Some(b) = bucket.and_then(|b| report.latency_histogram.get_mut(b)) {
+                    b.requests = row.requests;
                 }
-                _ => {}
             }
         }
     }
 
-    for batch in &pii {
+    for batch in pii {
         let rows = Rows::new("compliance PII", batch);
         let names = rows.strings("pii_type")?;
         let counts = rows.counts("requests")?;

@@ -43,6 +43,7 @@
 //! # });
 //! ```
 
+mod calls;
 pub mod compliance;
 pub mod cost;
 mod render;

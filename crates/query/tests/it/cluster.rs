@@ -214,7 +214,7 @@ async fn reports_on_the_cluster_equal_the_reports_in_process() {
                 let mut out = Vec::new();
                 r.render(report::ReportFormat::Json, &mut out).unwrap();
                 let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-                serde_json::to_string_pretty(&round_floats(v)).unwrap()
+                serde_json::to_string_pretty(&crate::common::round_floats(v)).unwrap()
             };
             let (g, e) = (json(got), json(expected));
             let differ: Vec<_> = g
@@ -230,21 +230,5 @@ async fn reports_on_the_cluster_equal_the_reports_in_process() {
             assert_eq!(g, e, "{scope:?}");
         }
         assert_eq!(got.len(), expected.len());
-    }
-}
-
-/// `v` with every non-integer number rounded to 12 significant digits.
-fn round_floats(v: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match v {
-        Value::Number(n) if n.is_f64() => {
-            let x = n.as_f64().unwrap();
-            Value::String(format!("{x:.11e}"))
-        }
-        Value::Array(a) => Value::Array(a.into_iter().map(round_floats).collect()),
-        Value::Object(o) => {
-            Value::Object(o.into_iter().map(|(k, v)| (k, round_floats(v))).collect())
-        }
-        other => other,
     }
 }

@@ -142,3 +142,19 @@ pub fn record_id_of(expected: &serde_json::Value) -> String {
         &const_hex::decode(expected["span_id"].as_str().unwrap()).unwrap(),
     )
 }
+
+/// `v` with every non-integer number rounded to 12 significant digits.
+pub fn round_floats(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let x = n.as_f64().unwrap();
+            Value::String(format!("{x:.11e}"))
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(round_floats).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, round_floats(v))).collect())
+        }
+        other => other,
+    }
+}

@@ -500,6 +500,72 @@ async fn compliance_agrees_with_plain_sql_on_synthetic_traffic() {
     assert_eq!(sum_models, r.totals.cost_usd);
 }
 
+/// The compliance report computed in process (one pass over the spans, `report::compliance`)
+/// and by SQL alone (`report::compliance_sql`, what a cluster runs) agree on every figure: on
+/// the known store and on synthetic traffic where calls merge spans of different users and
+/// models, some without a model, a user or a cost; for several scopes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compliance_in_process_equals_compliance_in_sql() {
+    let known = TestStore::new();
+    known.commit(records()).await;
+    let synthetic = TestStore::new();
+    let mut spans = synthetic_records(6000, 3, 5, 3);
+    for (i, r) in spans.iter_mut().enumerate() {
+        if i % 97 == 0 {
+            r.request_model = None;
+            r.response_model = None;
+        }
+        if i % 89 == 0 {
+            r.user_id = None;
+        }
+        if i % 83 == 0 {
+            r.total_cost_usd = None;
+        }
+    }
+    synthetic.commit(spans).await;
+    let scopes = [
+        Scope::default(),
+        period(),
+        Scope::days(day(1), day(1))
+            .expect("a valid period")
+            .with_tenant(Some("tenant1".into())),
+    ];
+    let json = |r: &report::ComplianceReport| {
+        let mut r = r.clone();
+        r.generated_at = chrono::DateTime::UNIX_EPOCH;
+        let v = serde_json::to_value(&r).expect("json");
+        // Averages are float sums, added up in another order: 12 significant digits.
+        serde_json::to_string_pretty(&crate::common::round_floats(v)).expect("json")
+    };
+    for (name, store) in [("known", &known), ("synthetic", &synthetic)] {
+        let engine = store.engine().await;
+        for scope in &scopes {
+            let fast = report::compliance(&engine, scope).await.expect("report");
+            let sql = report::compliance::compliance_sql(&engine, scope)
+                .await
+                .expect("report");
+            if scope.from.is_none() {
+                assert!(
+                    fast.totals.requests > 0,
+                    "{name}: an empty report proves nothing"
+                );
+            }
+            let (f, s) = (json(&fast), json(&sql));
+            let differ: Vec<_> = f
+                .lines()
+                .zip(s.lines())
+                .filter(|(a, b)| a != b)
+                .take(5)
+                .collect();
+            assert!(
+                differ.is_empty(),
+                "{name} {scope:?}: in process vs SQL: {differ:#?}"
+            );
+            assert_eq!(f, s, "{name} {scope:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn cost_by_every_grouping() {
     let (_store, engine) = store().await;
