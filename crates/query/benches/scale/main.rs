@@ -89,6 +89,11 @@ struct Opts {
     /// `datafusion.execution.batch_size=16384`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     settings: Vec<String>,
+    /// Also check that the compliance report computed in process equals the one computed by
+    /// SQL alone (what a cluster runs) over the whole period: every figure, floats to 12
+    /// significant digits. Always done in the smoke run.
+    #[arg(long)]
+    compare_sql: bool,
     /// Instead of the workloads: time the statements of this SQL file on genai-audit's engine
     /// only (`{from}` / `{to}` are the whole period, `{day_from}` / `{day_to}` the middle day;
     /// profiling).
@@ -205,6 +210,9 @@ async fn run(mut opts: Opts) -> Result<()> {
 
     if let Some(file) = &opts.sql_file {
         return time_sql_file(&engine, file, &shape, opts.runs, opts.explain).await;
+    }
+    if opts.compare_sql || smoke {
+        compare_sql(&engine, &shape).await?;
     }
 
     let subject = generate::subject(&shape);
@@ -364,6 +372,57 @@ async fn run_datafusion(
 }
 
 /// The report scope of `[from, to)`, all tenants.
+/// Fails unless the whole period's compliance report is the same computed in process and by
+/// SQL alone.
+async fn compare_sql(engine: &QueryEngine, shape: &Shape) -> Result<()> {
+    let scope = scope(DAY0_US, DAY0_US + shape.days * DAY_US);
+    let json = |r: &report::ComplianceReport| -> Result<String> {
+        let mut r = r.clone();
+        r.generated_at = chrono::DateTime::UNIX_EPOCH;
+        Ok(serde_json::to_string_pretty(&round_floats(
+            serde_json::to_value(&r)?,
+        ))?)
+    };
+    let started = Instant::now();
+    let fast = report::compliance(engine, &scope).await?;
+    let fast_ms = started.elapsed().as_millis();
+    let started = Instant::now();
+    let sql = report::compliance::compliance_sql(engine, &scope).await?;
+    let sql_ms = started.elapsed().as_millis();
+    let (f, s) = (json(&fast)?, json(&sql)?);
+    let differ: Vec<_> = f
+        .lines()
+        .zip(s.lines())
+        .filter(|(a, b)| a != b)
+        .take(5)
+        .collect();
+    if !differ.is_empty() || f != s {
+        bail!("the in-process compliance report differs from the SQL one: {differ:#?}");
+    }
+    println!(
+        "compliance report, whole period: in process ({fast_ms} ms) == SQL only ({sql_ms} ms), \
+         {} calls",
+        fast.totals.requests
+    );
+    Ok(())
+}
+
+/// `v` with every non-integer number rounded to 12 significant digits: averages are float
+/// sums, added up in another order by each computation.
+fn round_floats(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            Value::String(format!("{:.11e}", n.as_f64().unwrap_or(f64::NAN)))
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(round_floats).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, round_floats(v))).collect())
+        }
+        other => other,
+    }
+}
+
 fn scope(from: i64, to: i64) -> Scope {
     Scope {
         from: chrono::DateTime::from_timestamp_micros(from),

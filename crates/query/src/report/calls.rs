@@ -222,7 +222,6 @@ impl Interner {
 #[derive(Debug, Default)]
 struct CallTable {
     table: HashTable<u32>,
-    hashes: Vec<u64>,
     tenants: Vec<u32>,
     key_ends: Vec<usize>,
     key_bytes: Vec<u8>,
@@ -230,6 +229,36 @@ struct CallTable {
     tenant_names: Interner,
     models: Interner,
     users: Interner,
+    /// The ids of the current batch's model and user views (see [`view_id`]).
+    model_views: FxHashMap<u128, u32>,
+    user_views: FxHashMap<u128, u32>,
+}
+
+/// The interned id of `array[row]` ([`NONE`] for NULL), looked up by the value's *view* first:
+/// Parquet decodes a dictionary-encoded column (models, users) into views of the dictionary's
+/// values, so equal views are equal strings, and a 16-byte view hashes faster than the
+/// string. `cache` must be cleared between batches (a view names a buffer of its array).
+fn view_id(
+    array: &StringViewArray,
+    row: usize,
+    cache: &mut FxHashMap<u128, u32>,
+    interner: &mut Interner,
+) -> u32 {
+    if !array.is_valid(row) {
+        return NONE;
+    }
+    let view = array.views()[row];
+    *cache
+        .entry(view)
+        .or_insert_with(|| interner.id(array.value(row)))
+}
+
+/// The hash of a call's key.
+fn key_hash(tenant: u32, key: &[u8]) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    h.write_u32(tenant);
+    h.write(key);
+    h.finish()
 }
 
 /// The columns of one batch of [`SPANS_SQL`], with the types this module reads.
@@ -326,7 +355,6 @@ impl CallTable {
     fn with_capacity(calls: usize) -> Self {
         Self {
             table: HashTable::with_capacity(calls),
-            hashes: Vec::with_capacity(calls),
             tenants: Vec::with_capacity(calls),
             key_ends: Vec::with_capacity(calls),
             key_bytes: Vec::with_capacity(calls.saturating_mul(48)),
@@ -337,13 +365,9 @@ impl CallTable {
 
     /// The call of `(tenant, key)`, created empty when new.
     fn call(&mut self, tenant: u32, key: &[u8]) -> usize {
-        let mut h = rustc_hash::FxHasher::default();
-        h.write_u32(tenant);
-        h.write(key);
-        let hash = h.finish();
+        let hash = key_hash(tenant, key);
         let Self {
             table,
-            hashes,
             tenants,
             key_ends,
             key_bytes,
@@ -360,33 +384,33 @@ impl CallTable {
         }
         let i = calls.len();
         calls.push(Call::EMPTY);
-        hashes.push(hash);
         tenants.push(tenant);
         key_bytes.extend_from_slice(key);
         key_ends.push(key_bytes.len());
-        table.insert_unique(hash, i as u32, |&j| hashes[j as usize]);
+        // Growing the table (rare: it is sized up front) hashes the keys again rather than
+        // keeping 8 bytes per call for it.
+        table.insert_unique(hash, i as u32, |&j| {
+            let j = j as usize;
+            let start = if j == 0 { 0 } else { key_ends[j - 1] };
+            key_hash(tenants[j], &key_bytes[start..key_ends[j]])
+        });
         i
     }
 
     /// Folds one batch of [`SPANS_SQL`] into the calls.
     fn fold(&mut self, batch: &RecordBatch) -> Result<()> {
         let c = SpanColumns::of(batch)?;
+        // Per batch: views name buffers of this batch's arrays.
+        self.model_views.clear();
+        self.user_views.clear();
         for row in 0..batch.num_rows() {
             let tenant = if c.tenant.is_valid(row) {
                 self.tenant_names.id(c.tenant.value(row))
             } else {
                 NONE
             };
-            let model = if c.model.is_valid(row) {
-                self.models.id(c.model.value(row))
-            } else {
-                NONE
-            };
-            let user = if c.user.is_valid(row) {
-                self.users.id(c.user.value(row))
-            } else {
-                NONE
-            };
+            let model = view_id(&c.model, row, &mut self.model_views, &mut self.models);
+            let user = view_id(&c.user, row, &mut self.user_views, &mut self.users);
             // COALESCE(call_id, record_id) is NULL only for a record without an id: such
             // rows form one call per tenant, as `GROUP BY` puts NULL keys together.
             let key: &[u8] = if c.call_key.is_valid(row) {
