@@ -1,11 +1,13 @@
 //! `report compliance`: the period's volume, users, models, tokens, cost, latency, errors, PII and
 //! classification, per model, per user and per day.
 //!
-//! The scope is read once: [`COMPLIANCE_CALLS_SQL`] groups provider-call spans into calls
-//! ([`CALLS_CTE`]), and the calls, materialized in memory, are aggregated per *facet* (`total`,
-//! `model`, `user`, `day`, `classification`, `latency`) by [`COMPLIANCE_SQL`], keeping only the
-//! top 10 users. At the same time [`COMPLIANCE_PII_SQL`] reads only the PII-flagged rows to
-//! count calls per PII type. Both scope queries are templates: `{scope}` is replaced by
+//! The scope is read once. In process, its provider-call spans are folded into calls and the
+//! calls summed into *facets* (`total`, `model`, `user`, `day`, `classification`, `latency`)
+//! in one pass (`super::calls`). On a cluster, and in [`compliance_sql`], the same figures
+//! come from SQL: [`COMPLIANCE_CALLS_SQL`] groups the spans into calls ([`CALLS_CTE`]), and the
+//! calls, materialized in memory, are aggregated per facet by [`COMPLIANCE_SQL`], keeping only
+//! the top 10 users. At the same time [`COMPLIANCE_PII_SQL`] reads only the PII-flagged rows
+//! to count calls per PII type. The scope queries are templates: `{scope}` is replaced by
 //! [`Scope::sql_filter`](super::Scope::sql_filter) ([`Scope::apply`](super::Scope::apply)).
 
 use std::collections::BTreeMap;

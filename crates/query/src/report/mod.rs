@@ -1,5 +1,6 @@
-//! Compliance reports over the audit log: what an auditor asks for, computed with SQL on the
-//! engine's session and returned as typed structs that render as Markdown, JSON, CSV or HTML.
+//! Compliance reports over the audit log: what an auditor asks for, computed on the engine's
+//! session (SQL, and for the compliance report an in-process fold of the calls) and returned as
+//! typed structs that render as Markdown, JSON, CSV or HTML.
 //!
 //! | report | function | question it answers |
 //! |---|---|---|
