@@ -45,6 +45,7 @@ use crate::buffer::{
 };
 use crate::commit::{MULTIPART_THRESHOLD, file_entry, put_replacing_orphan};
 use crate::error::{Error, Result};
+use crate::flush_thread::FlushThread;
 use crate::layout::{flush_file_name, partition_dir, valid_collector_id};
 use crate::location::StoreLocation;
 use crate::manifest::{Commit, FileEntry, MANIFEST_VERSION, Snapshot, write_commit};
@@ -252,6 +253,8 @@ enum Payload {
     Records(RecordBatch),
     /// Content from OTLP log records, waiting for its span's record.
     Contents(Vec<PendingContent>),
+    /// Records appended while the buffer spills: only in the WAL (`rows` of them).
+    Spilled { rows: u64 },
 }
 
 /// Log-borne content and how many flushes it has already waited through.
@@ -281,7 +284,10 @@ struct Inner {
     /// Set while a flush holds a buffer (and after a failed flush): a full buffer cannot be
     /// taken then, so further entries are spilled.
     flushing: AtomicBool,
+    /// Mirrors `buffer.spilled.is_some()`, read without the lock by appends.
+    spilling: AtomicBool,
     flush_wanted: Notify,
+    flush_thread: FlushThread,
     /// Serializes flushes (the background task, explicit `flush`, shutdown).
     flush_lock: tokio::sync::Mutex<FlushState>,
     stats: WriterStats,
@@ -368,6 +374,7 @@ impl Writer {
             );
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        let spilling = AtomicBool::new(buffer.spilled.is_some());
         let inner = Arc::new(Inner {
             cfg,
             loc,
@@ -375,7 +382,9 @@ impl Writer {
             enqueue: Mutex::new(tx),
             buffer: Mutex::new(buffer),
             flushing: AtomicBool::new(false),
+            spilling,
             flush_wanted: Notify::new(),
+            flush_thread: FlushThread::start()?,
             flush_lock: tokio::sync::Mutex::new(FlushState {
                 next_commit: mine.last_commit + 1,
             }),
@@ -405,9 +414,16 @@ impl Writer {
         // rather than queueing in the one committer task, and the records' many small strings
         // are freed before the WAL's fsync is awaited.
         let wal = postcard::to_io(&records, vec![TAG_RECORDS]).map_err(codec)?;
-        let batch = records_to_batch(&records)?;
+        // While the buffer spills, this entry would be spilled too: don't convert it.
+        let payload = if self.inner.spilling.load(Ordering::Acquire) {
+            Payload::Spilled {
+                rows: records.len() as u64,
+            }
+        } else {
+            Payload::Records(records_to_batch(&records)?)
+        };
         drop(records);
-        enqueue(&self.inner, wal, Payload::Records(batch), false)?
+        enqueue(&self.inner, wal, payload, false)?
             .await
             .map_err(|_| Error::WalClosed)?
     }
@@ -537,6 +553,7 @@ async fn committer(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) 
                 let n = match &p.payload {
                     Payload::Records(r) => r.num_rows() as u64,
                     Payload::Contents(_) => 0,
+                    Payload::Spilled { rows } => *rows,
                 };
                 let due = match inner.buffer.lock() {
                     Ok(mut b) => {
@@ -544,15 +561,21 @@ async fn committer(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) 
                         // only (a flush reads it back), so memory stays bounded.
                         let full =
                             !b.has_room(&inner.cfg.flush) && inner.flushing.load(Ordering::Acquire);
-                        if b.spilled.is_some() || full {
-                            b.spill(seq);
-                            inner.stats.entries_spilled.fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            match p.payload {
-                                Payload::Records(batch) => b.push_rows(seq, batch),
-                                Payload::Contents(contents) => b.push_contents(seq, contents),
+                        match p.payload {
+                            Payload::Records(batch) if b.spilled.is_none() && !full => {
+                                b.push_rows(seq, batch);
+                            }
+                            Payload::Contents(contents) if b.spilled.is_none() && !full => {
+                                b.push_contents(seq, contents);
+                            }
+                            // Also an entry appended unconverted while the buffer spilled, even
+                            // if it no longer does: it is in the WAL, a flush reads it back.
+                            _ => {
+                                b.spill(seq);
+                                inner.stats.entries_spilled.fetch_add(1, Ordering::Relaxed);
                             }
                         }
+                        inner.spilling.store(b.spilled.is_some(), Ordering::Release);
                         b.due(&inner.cfg.flush)
                     }
                     Err(_) => false,
@@ -650,22 +673,27 @@ async fn flush_inner(inner: &Arc<Inner>) -> Result<(FlushReport, Option<u64>)> {
         inner.flushing.store(true, Ordering::Release);
         (b.take_memory(), b.spilled)
     };
-    let taken = match (taken.range, spilled) {
-        (Some(_), _) => taken,
-        (None, Some(spilled)) => read_back(inner, spilled).await?,
-        (None, None) => return Ok((FlushReport::default(), None)),
-    };
-    let Some((first, last)) = taken.range else {
+    // Reading spilled entries back, deduplicating, sorting and encoding take a CPU for up to
+    // seconds at the default flush size: on the flush thread, so that the runtime's workers
+    // keep acknowledging requests.
+    let cpu_inner = Arc::clone(inner);
+    let prepared = inner
+        .flush_thread
+        .run(move || {
+            let taken = match (taken.range, spilled) {
+                (None, Some(spilled)) => read_back(&cpu_inner, spilled)?,
+                _ => taken,
+            };
+            let Some((first, last)) = taken.range else {
+                return Ok(None);
+            };
+            let bytes = taken.bytes;
+            prepare_flush(&cpu_inner, taken, first, last).map(|p| Some((p, first, last, bytes)))
+        })
+        .await?;
+    let Some((prepared, first, last, buffered_bytes)) = prepared else {
         return Ok((FlushReport::default(), None));
     };
-    let buffered_bytes = taken.bytes;
-    // Deduplicating, sorting and encoding take a CPU for up to seconds at the default flush
-    // size: on a blocking thread, so that the runtime's workers keep acknowledging requests.
-    let cpu_inner = Arc::clone(inner);
-    let prepared =
-        tokio::task::spawn_blocking(move || prepare_flush(&cpu_inner, taken, first, last))
-            .await
-            .map_err(|e| Error::Parquet(format!("flush encoding task failed: {e}")))??;
     let PreparedFlush {
         encoded,
         carried,
@@ -736,34 +764,27 @@ async fn flush_inner(inner: &Arc<Inner>) -> Result<(FlushReport, Option<u64>)> {
 }
 
 /// Reads the oldest spilled entries back from the WAL, up to the flush thresholds, into a
-/// buffer of their own (on a blocking thread: it is file reads and decoding), and takes them
-/// off the spilled range.
-async fn read_back(inner: &Arc<Inner>, spilled: (u64, u64)) -> Result<Buffer> {
-    let io_inner = Arc::clone(inner);
-    let buffer = tokio::task::spawn_blocking(move || {
-        let inner = io_inner;
-        let (first, last) = spilled;
-        let mut buffer = Buffer::default();
-        for entry in inner.wal.read_range(SeqRange { first, last })? {
-            push_entry(&mut buffer, &inner.cfg.wal_dir, entry?)?;
-            inner
-                .stats
-                .entries_read_back
-                .fetch_add(1, Ordering::Relaxed);
-            if !buffer.has_room(&inner.cfg.flush) {
-                break;
-            }
+/// buffer of their own, and takes them off the spilled range. Blocking (file reads, decoding).
+fn read_back(inner: &Inner, (first, last): (u64, u64)) -> Result<Buffer> {
+    let mut buffer = Buffer::default();
+    for entry in inner.wal.read_range(SeqRange { first, last })? {
+        push_entry(&mut buffer, &inner.cfg.wal_dir, entry?)?;
+        inner
+            .stats
+            .entries_read_back
+            .fetch_add(1, Ordering::Relaxed);
+        if !buffer.has_room(&inner.cfg.flush) {
+            break;
         }
-        Ok::<_, Error>(buffer)
-    })
-    .await
-    .map_err(|e| Error::Parquet(format!("WAL read-back task failed: {e}")))??;
-    let through = buffer.range.map_or(spilled.1, |(_, last)| last);
+    }
+    let through = buffer.range.map_or(last, |(_, last)| last);
     let mut b = inner.buffer.lock().map_err(|_| Error::WalClosed)?;
     // Entries spilled meanwhile extended the range; the ones read back leave it.
     b.spilled = b
         .spilled
         .and_then(|(_, last)| (last > through).then_some((through + 1, last)));
+    inner.spilling.store(b.spilled.is_some(), Ordering::Release);
+    drop(b);
     Ok(buffer)
 }
 
