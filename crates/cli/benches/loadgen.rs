@@ -673,7 +673,7 @@ const TRACED: [(&str, &str); 5] = [
     ("genai_audit_buffered_records", "buffered rows"),
     ("genai_audit_wal_bytes", "WAL MiB"),
     ("genai_audit_commits_total", "commits"),
-    ("genai_audit_receiver_requests_in_flight", "in flight"),
+    ("genai_audit_wal_spilled_entries_total", "spilled entries"),
 ];
 
 impl MemoryTrace {
