@@ -155,6 +155,10 @@ struct Opts {
     /// CPUs other processes may use for the machine to count as quiet.
     #[arg(long, default_value_t = 0.2)]
     quiet_busy: f64,
+    /// Every this many milliseconds during each run's load, sample the collector's VmRSS and
+    /// its buffered and WAL bytes (`/metrics`), and print the timeline after the run. 0: don't.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    memory_trace: u64,
     /// Seed of the synthetic traffic.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -654,6 +658,76 @@ async fn scrape(client: &reqwest::Client, admin: SocketAddr, names: &[&str]) -> 
                 .and_then(|v| v.trim().parse().ok())
         })
         .collect()
+}
+
+/// The collector's memory over a run (`--memory-trace`): VmRSS and what `/metrics` says the
+/// write path holds, sampled until stopped.
+struct MemoryTrace {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+/// Gauges sampled by [`MemoryTrace`], with their column headings.
+const TRACED: [(&str, &str); 5] = [
+    ("genai_audit_buffered_bytes", "buffered MiB"),
+    ("genai_audit_buffered_records", "buffered rows"),
+    ("genai_audit_wal_bytes", "WAL MiB"),
+    ("genai_audit_commits_total", "commits"),
+    ("genai_audit_wal_spilled_entries_total", "spilled entries"),
+];
+
+impl MemoryTrace {
+    fn start(opts: &Opts, rt: &tokio::runtime::Runtime, c: &Collector) -> Option<Self> {
+        if opts.memory_trace == 0 {
+            return None;
+        }
+        let every = Duration::from_millis(opts.memory_trace);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (pid, admin, flag) = (c.pid, c.admin, stop.clone());
+        let task = rt.spawn(async move {
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap_or_default();
+            let names: Vec<&str> = TRACED.iter().map(|(n, _)| *n).collect();
+            let t0 = Instant::now();
+            let mut lines = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                let rss = status_kib(pid, "VmRSS:").unwrap_or(0) as f64 / 1024.0;
+                let m = scrape(&client, admin, &names).await;
+                let mut line = format!("{:6.1} s  RSS {rss:6.1} MiB", t0.elapsed().as_secs_f64());
+                for ((name, heading), v) in TRACED.iter().zip(m) {
+                    let v = v.map_or_else(
+                        || "-".to_owned(),
+                        |v| {
+                            if name.ends_with("_bytes") {
+                                format!("{:.1}", v / 1048576.0)
+                            } else {
+                                format!("{v:.0}")
+                            }
+                        },
+                    );
+                    let _ = write!(line, "  {heading} {v}");
+                }
+                lines.push(line);
+                tokio::time::sleep(every).await;
+            }
+            lines
+        });
+        Some(Self { stop, task })
+    }
+
+    /// Stops sampling and prints the timeline.
+    fn print(self, rt: &tokio::runtime::Runtime) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Ok(lines) = rt.block_on(self.task) {
+            println!("  memory trace:");
+            for l in lines {
+                println!("    {l}");
+            }
+        }
+    }
 }
 
 async fn committed_rows(store: &Path) -> Result<u64> {
@@ -1209,6 +1283,7 @@ fn flat_out(
         Some(dir) => Some(Perf::start(dir, &opts.perf_call_graph, tr, run, c.pid)?),
         None => None,
     };
+    let trace = MemoryTrace::start(opts, rt, &c);
     let retries = Arc::new(AtomicU64::new(0));
     let next = Arc::new(AtomicUsize::new(0));
     let acks = Arc::new(Mutex::new(Acks::new(reqs.bodies.len())));
@@ -1241,6 +1316,9 @@ fn flat_out(
     });
     let wall = t0.elapsed().as_secs_f64();
     let ticks1 = c.cpu_ticks();
+    if let Some(t) = trace {
+        t.print(rt);
+    }
     let client1 = self_ticks();
     let busy1 = machine_busy_ticks();
     let acks = Arc::try_unwrap(acks)
@@ -1370,6 +1448,7 @@ fn fixed_rate(
     })?;
     let interval = Duration::from_secs_f64(opts.rate_batch as f64 / opts.rate as f64);
     let n = reqs.bodies.len();
+    let trace = MemoryTrace::start(opts, rt, &c);
     let retries = Arc::new(AtomicU64::new(0));
     let busy0 = machine_busy_ticks();
     let ticks0 = c.cpu_ticks();
@@ -1423,6 +1502,9 @@ fn fixed_rate(
     from_send.sort();
     let wall = last_ack.saturating_duration_since(start).as_secs_f64();
     let ticks1 = c.cpu_ticks();
+    if let Some(t) = trace {
+        t.print(rt);
+    }
     let client1 = self_ticks();
     let busy1 = machine_busy_ticks();
     let mut latencies = acks.latencies.clone();

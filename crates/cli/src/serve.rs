@@ -452,7 +452,7 @@ async fn metrics_handler(State(s): State<Arc<AdminState>>) -> impl IntoResponse 
 fn render_writer(w: &Writer, out: &mut String) {
     use std::fmt::Write;
     let st = w.stats();
-    let counters: [(&str, &str, u64); 8] = [
+    let counters: [(&str, &str, u64); 9] = [
         (
             "genai_audit_records_appended_total",
             "Records acknowledged (durable in the WAL).",
@@ -493,6 +493,11 @@ fn render_writer(w: &Writer, out: &mut String) {
             "Log-borne contents whose span never arrived.",
             st.contents_unmatched.load(Ordering::Relaxed),
         ),
+        (
+            "genai_audit_wal_spilled_entries_total",
+            "WAL entries kept only in the WAL while the buffer was full (read back by a flush).",
+            st.entries_spilled.load(Ordering::Relaxed),
+        ),
     ];
     for (name, help, v) in counters {
         let _ = writeln!(
@@ -500,7 +505,7 @@ fn render_writer(w: &Writer, out: &mut String) {
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
         );
     }
-    let gauges: [(&str, &str, u64); 3] = [
+    let gauges: [(&str, &str, u64); 4] = [
         (
             "genai_audit_wal_bytes",
             "Bytes held by the write-ahead log.",
@@ -510,6 +515,11 @@ fn render_writer(w: &Writer, out: &mut String) {
             "genai_audit_buffered_records",
             "Records waiting for the next flush.",
             w.buffered_rows() as u64,
+        ),
+        (
+            "genai_audit_buffered_bytes",
+            "Memory held by the records waiting for the next flush (Arrow arrays), bytes.",
+            w.buffered_bytes() as u64,
         ),
         (
             "genai_audit_store_failed",

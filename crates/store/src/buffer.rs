@@ -38,10 +38,16 @@ const CONTENT_BYTES: usize = 512;
 pub(crate) type Position = (usize, usize);
 
 /// Acknowledged WAL entries waiting for a flush, in WAL order.
+///
+/// Entries are held in memory up to a cap; past it they are *spilled*: only their seqs are kept
+/// (`spilled`), and a flush reads them back from the WAL. The spilled entries always follow the
+/// ones in memory, so both together are a gap-free prefix of the acknowledged entries.
 #[derive(Default)]
 pub(crate) struct Buffer {
-    /// First and last WAL sequence numbers held.
+    /// First and last WAL sequence numbers held in memory.
     pub(crate) range: Option<(u64, u64)>,
+    /// First and last WAL sequence numbers of the entries after `range` held only in the WAL.
+    pub(crate) spilled: Option<(u64, u64)>,
     /// Records, in WAL order: concatenated batches, then the recent small ones.
     batches: Vec<RecordBatch>,
     /// How many of `batches` (at the end) are single requests' not yet concatenated.
@@ -63,8 +69,10 @@ impl Buffer {
         self.oldest.get_or_insert_with(Instant::now);
     }
 
-    /// Adds the records of WAL entry `seq`.
+    /// Adds the records of WAL entry `seq`. Not once entries are spilled (they would jump
+    /// the queue).
     pub(crate) fn push_rows(&mut self, seq: u64, batch: RecordBatch) {
+        debug_assert!(self.spilled.is_none(), "pushed after spilled entries");
         self.entry(seq);
         let size = batch.get_array_memory_size();
         self.rows += batch.num_rows();
@@ -77,8 +85,9 @@ impl Buffer {
         }
     }
 
-    /// Adds the log-borne content of WAL entry `seq`.
+    /// Adds the log-borne content of WAL entry `seq` (not once entries are spilled).
     pub(crate) fn push_contents(&mut self, seq: u64, contents: Vec<PendingContent>) {
+        debug_assert!(self.spilled.is_none(), "pushed after spilled entries");
         self.entry(seq);
         self.bytes += contents.iter().map(content_size).sum::<usize>();
         self.contents.extend(contents);
@@ -105,11 +114,31 @@ impl Buffer {
         self.small_bytes = 0;
     }
 
-    /// Whether a flush is due under `policy`.
+    /// Keeps only the seq of WAL entry `seq`, which follows every entry held: its records stay
+    /// in the WAL until a flush reads them back.
+    pub(crate) fn spill(&mut self, seq: u64) {
+        self.spilled = Some(self.spilled.map_or((seq, seq), |(first, _)| (first, seq)));
+    }
+
+    /// Takes the entries held in memory, leaving the spilled ones.
+    pub(crate) fn take_memory(&mut self) -> Buffer {
+        let spilled = self.spilled.take();
+        let taken = std::mem::take(self);
+        self.spilled = spilled;
+        taken
+    }
+
+    /// Whether a flush is due under `policy` (always, with spilled entries: they wait for it).
     pub(crate) fn due(&self, policy: &FlushPolicy) -> bool {
         self.rows >= policy.max_rows
             || self.bytes >= policy.max_bytes
+            || self.spilled.is_some()
             || self.oldest.is_some_and(|t| t.elapsed() >= policy.max_age)
+    }
+
+    /// Whether one more entry fits under `policy` (below both thresholds).
+    pub(crate) fn has_room(&self, policy: &FlushPolicy) -> bool {
+        self.rows < policy.max_rows && self.bytes < policy.max_bytes
     }
 
     /// The record batches, in WAL order.

@@ -21,6 +21,7 @@ pub mod commit;
 pub mod erasure;
 mod error;
 pub mod failpoint;
+mod flush_thread;
 pub mod holds;
 pub mod integrity;
 pub mod keys;

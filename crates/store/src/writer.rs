@@ -22,9 +22,15 @@
 //! - Object store down: flushes retry with capped exponential backoff; appends keep going to the
 //!   WAL until its disk budget, then fail with [`Error::Backpressure`] (retry later); nothing is
 //!   dropped, and the backlog drains when the store returns.
+//! - Bounded memory: while a flush is running (slower than the ingest rate, or retrying an
+//!   object store that is down), the next buffer fills up to the flush thresholds; entries
+//!   acknowledged past them are *spilled*: the buffer keeps only their WAL seqs and drops their
+//!   records. Later flushes read them back from the WAL ([`Wal::read_range`]) one buffer's worth
+//!   at a time, oldest first, so each commit still covers one WAL range. Replay after a restart
+//!   spills the same way. Memory is bounded by the thresholds, the WAL by its budget.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,11 +45,12 @@ use crate::buffer::{
 };
 use crate::commit::{MULTIPART_THRESHOLD, file_entry, put_replacing_orphan};
 use crate::error::{Error, Result};
+use crate::flush_thread::FlushThread;
 use crate::layout::{flush_file_name, partition_dir, valid_collector_id};
 use crate::location::StoreLocation;
 use crate::manifest::{Commit, FileEntry, MANIFEST_VERSION, Snapshot, write_commit};
 use crate::parquet_file::{EncodedFile, ParquetOptions};
-use crate::wal::{AppendHandle, Durability, Wal, WalOptions};
+use crate::wal::{AppendHandle, Durability, SeqRange, Wal, WalEntry, WalOptions};
 
 /// When the buffer is written out as Parquet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +59,9 @@ pub struct FlushPolicy {
     pub max_rows: usize,
     /// Flush when the buffered records take this much memory (their Arrow arrays, exactly).
     ///
-    /// A flush holds the taken buffer and the encoded files while the next buffer fills, so
-    /// the process needs up to about twice this, plus the requests' and the allocator's own.
+    /// A flush holds the taken buffer and the encoded files while the next buffer fills, up to
+    /// this (past it, while the flush runs, entries are spilled to the WAL), so the process
+    /// needs up to about twice this plus the encoding's, the requests' and the allocator's own.
     pub max_bytes: usize,
     /// Flush records at the latest this long after the oldest arrived.
     pub max_age: Duration,
@@ -148,9 +156,10 @@ impl WriterConfig {
 /// What opening the writer found and replayed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OpenReport {
-    /// WAL entries replayed into the buffer (acknowledged before a crash, not yet committed).
+    /// WAL entries replayed (acknowledged before a crash, not yet committed).
     pub replayed_entries: u64,
-    /// Records in them.
+    /// Records of the entries replayed into memory (entries past the flush thresholds stay in
+    /// the WAL until flushes read them back).
     pub replayed_records: u64,
     /// WAL entries found already committed (released now).
     pub skipped_committed: u64,
@@ -177,6 +186,11 @@ pub struct WriterStats {
     pub contents_unmatched: AtomicU64,
     /// Duplicate records dropped (a `record_id` already in this flush or a recent one).
     pub duplicates_dropped: AtomicU64,
+    /// WAL entries spilled: acknowledged while the buffer was full and a flush running, kept
+    /// only in the WAL.
+    pub entries_spilled: AtomicU64,
+    /// Spilled WAL entries read back by a flush.
+    pub entries_read_back: AtomicU64,
     /// How long flushes took (encode, upload, commit), seconds.
     pub flush_seconds: Histogram,
 }
@@ -239,6 +253,8 @@ enum Payload {
     Records(RecordBatch),
     /// Content from OTLP log records, waiting for its span's record.
     Contents(Vec<PendingContent>),
+    /// Records appended while the buffer spills: only in the WAL (`rows` of them).
+    Spilled { rows: u64 },
 }
 
 /// Log-borne content and how many flushes it has already waited through.
@@ -265,7 +281,13 @@ struct Inner {
     /// Appends enqueue into the WAL and into `pending` under this lock, so both orders agree.
     enqueue: Mutex<mpsc::UnboundedSender<Pending>>,
     buffer: Mutex<Buffer>,
+    /// Set while a flush holds a buffer (and after a failed flush): a full buffer cannot be
+    /// taken then, so further entries are spilled.
+    flushing: AtomicBool,
+    /// Mirrors `buffer.spilled.is_some()`, read without the lock by appends.
+    spilling: AtomicBool,
     flush_wanted: Notify,
+    flush_thread: FlushThread,
     /// Serializes flushes (the background task, explicit `flush`, shutdown).
     flush_lock: tokio::sync::Mutex<FlushState>,
     stats: WriterStats,
@@ -323,25 +345,22 @@ impl Writer {
         };
         let (wal, replay) = Wal::open(&cfg.wal_dir, opts)?;
         let mut buffer = Buffer::default();
+        let mut spilled = 0;
         for entry in replay {
             let entry = entry?;
             if mine.last_wal.is_some_and(|last| entry.seq <= last) {
                 report.skipped_committed += 1;
                 continue;
             }
-            let payload = decode_payload(&entry.payload).map_err(|reason| Error::WalCorrupt {
-                path: cfg.wal_dir.clone(),
-                offset: 0,
-                reason: format!("entry {} does not decode: {reason}", entry.seq),
-            })?;
             report.replayed_entries += 1;
-            match payload {
-                WalPayload::Records(records) => {
-                    report.replayed_records += records.len() as u64;
-                    buffer.push_rows(entry.seq, records_to_batch(&records)?);
-                }
-                WalPayload::Contents(contents) => buffer.push_contents(entry.seq, contents),
+            // A backlog larger than one buffer (e.g. after an object store outage) stays in
+            // the WAL; the flushes read it back one buffer at a time.
+            if buffer.spilled.is_some() || !buffer.has_room(&cfg.flush) {
+                buffer.spill(entry.seq);
+                spilled += 1;
+                continue;
             }
+            report.replayed_records += push_entry(&mut buffer, &cfg.wal_dir, entry)?;
         }
         if let Some(last) = mine.last_wal {
             wal.truncate_through(last).await?;
@@ -350,21 +369,29 @@ impl Writer {
             tracing::info!(
                 entries = report.replayed_entries,
                 records = report.replayed_records,
+                left_in_wal = spilled,
                 "replayed acknowledged records from the write-ahead log"
             );
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        let spilling = AtomicBool::new(buffer.spilled.is_some());
         let inner = Arc::new(Inner {
             cfg,
             loc,
             wal,
             enqueue: Mutex::new(tx),
             buffer: Mutex::new(buffer),
+            flushing: AtomicBool::new(false),
+            spilling,
             flush_wanted: Notify::new(),
+            flush_thread: FlushThread::start()?,
             flush_lock: tokio::sync::Mutex::new(FlushState {
                 next_commit: mine.last_commit + 1,
             }),
-            stats: WriterStats::default(),
+            stats: WriterStats {
+                entries_spilled: AtomicU64::new(spilled),
+                ..WriterStats::default()
+            },
             recent: Mutex::new(RecentIds::default()),
             failed: Mutex::new(None),
         });
@@ -387,9 +414,16 @@ impl Writer {
         // rather than queueing in the one committer task, and the records' many small strings
         // are freed before the WAL's fsync is awaited.
         let wal = postcard::to_io(&records, vec![TAG_RECORDS]).map_err(codec)?;
-        let batch = records_to_batch(&records)?;
+        // While the buffer spills, this entry would be spilled too: don't convert it.
+        let payload = if self.inner.spilling.load(Ordering::Acquire) {
+            Payload::Spilled {
+                rows: records.len() as u64,
+            }
+        } else {
+            Payload::Records(records_to_batch(&records)?)
+        };
         drop(records);
-        enqueue(&self.inner, wal, Payload::Records(batch), false)?
+        enqueue(&self.inner, wal, payload, false)?
             .await
             .map_err(|_| Error::WalClosed)?
     }
@@ -420,7 +454,8 @@ impl Writer {
             .map_err(|_| Error::WalClosed)?
     }
 
-    /// Writes everything buffered now, regardless of thresholds.
+    /// Writes everything buffered now, regardless of thresholds (spilled entries too, in as
+    /// many commits as their size needs).
     pub async fn flush(&self) -> Result<FlushReport> {
         flush_now(&self.inner).await
     }
@@ -518,13 +553,29 @@ async fn committer(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) 
                 let n = match &p.payload {
                     Payload::Records(r) => r.num_rows() as u64,
                     Payload::Contents(_) => 0,
+                    Payload::Spilled { rows } => *rows,
                 };
                 let due = match inner.buffer.lock() {
                     Ok(mut b) => {
+                        // A full buffer that no flush can take now: keep the entry in the WAL
+                        // only (a flush reads it back), so memory stays bounded.
+                        let full =
+                            !b.has_room(&inner.cfg.flush) && inner.flushing.load(Ordering::Acquire);
                         match p.payload {
-                            Payload::Records(batch) => b.push_rows(seq, batch),
-                            Payload::Contents(contents) => b.push_contents(seq, contents),
+                            Payload::Records(batch) if b.spilled.is_none() && !full => {
+                                b.push_rows(seq, batch);
+                            }
+                            Payload::Contents(contents) if b.spilled.is_none() && !full => {
+                                b.push_contents(seq, contents);
+                            }
+                            // Also an entry appended unconverted while the buffer spilled, even
+                            // if it no longer does: it is in the WAL, a flush reads it back.
+                            _ => {
+                                b.spill(seq);
+                                inner.stats.entries_spilled.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
+                        inner.spilling.store(b.spilled.is_some(), Ordering::Release);
                         b.due(&inner.cfg.flush)
                     }
                     Err(_) => false,
@@ -545,31 +596,59 @@ async fn committer(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) 
 async fn flusher(inner: Arc<Inner>) {
     let tick =
         (inner.cfg.flush.max_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let mut again = false;
     loop {
-        tokio::select! {
-            _ = inner.flush_wanted.notified() => {}
-            _ = tokio::time::sleep(tick) => {}
+        // Right after a flush that left a due buffer (spilled entries), go on at once.
+        if !again {
+            tokio::select! {
+                _ = inner.flush_wanted.notified() => {}
+                _ = tokio::time::sleep(tick) => {}
+            }
         }
-        let due = inner
-            .buffer
-            .lock()
-            .map(|b| b.due(&inner.cfg.flush))
-            .unwrap_or(false);
-        // After a failure flush_now has logged it once; the WAL keeps everything until restart.
+        again = false;
+        let due = |inner: &Inner| {
+            inner
+                .buffer
+                .lock()
+                .map(|b| b.due(&inner.cfg.flush))
+                .unwrap_or(false)
+        };
+        // After a failure flush_once has logged it once; the WAL keeps everything until restart.
         let failed = inner.failed.lock().map_or(true, |f| f.is_some());
-        if due && !failed {
-            let _ = flush_now(&inner).await;
+        if due(&inner) && !failed {
+            again = flush_once(&inner).await.is_ok() && due(&inner);
         }
     }
 }
 
+/// Flushes until everything buffered (in memory or spilled) when called is committed.
 async fn flush_now(inner: &Arc<Inner>) -> Result<FlushReport> {
+    let target = {
+        let b = inner.buffer.lock().map_err(|_| Error::WalClosed)?;
+        b.spilled.or(b.range).map(|(_, last)| last)
+    };
+    let mut total = FlushReport::default();
+    while let Some(target) = target {
+        let (report, through) = flush_once(inner).await?;
+        total.records += report.records;
+        total.files.extend(report.files);
+        total.commit = total.commit.max(report.commit);
+        if through.is_none_or(|t| t >= target) {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// One flush: the buffer in memory, or else the next buffer's worth of spilled entries.
+/// Returns the last WAL seq it committed.
+async fn flush_once(inner: &Arc<Inner>) -> Result<(FlushReport, Option<u64>)> {
     if let Some(reason) = inner.failed.lock().ok().and_then(|f| f.clone()) {
         return Err(Error::WriterFailed { reason });
     }
     let started = Instant::now();
     let result = flush_inner(inner).await;
-    if result.as_ref().is_ok_and(|r| r.commit > 0) {
+    if result.as_ref().is_ok_and(|(r, _)| r.commit > 0) {
         inner.stats.flush_seconds.observe(started.elapsed());
     }
     if let Err(e) = &result {
@@ -583,23 +662,38 @@ async fn flush_now(inner: &Arc<Inner>) -> Result<FlushReport> {
     result
 }
 
-async fn flush_inner(inner: &Arc<Inner>) -> Result<FlushReport> {
+async fn flush_inner(inner: &Arc<Inner>) -> Result<(FlushReport, Option<u64>)> {
     let mut state = inner.flush_lock.lock().await;
-    let taken = {
+    let (taken, spilled) = {
         let mut b = inner.buffer.lock().map_err(|_| Error::WalClosed)?;
-        std::mem::take(&mut *b)
+        if b.range.is_none() && b.spilled.is_none() {
+            return Ok((FlushReport::default(), None));
+        }
+        // Cleared only by a successful flush: after a failure, entries keep being spilled.
+        inner.flushing.store(true, Ordering::Release);
+        (b.take_memory(), b.spilled)
     };
-    let Some((first, last)) = taken.range else {
-        return Ok(FlushReport::default());
-    };
-    let buffered_bytes = taken.bytes;
-    // Deduplicating, sorting and encoding take a CPU for up to seconds at the default flush
-    // size: on a blocking thread, so that the runtime's workers keep acknowledging requests.
+    // Reading spilled entries back, deduplicating, sorting and encoding take a CPU for up to
+    // seconds at the default flush size: on the flush thread, so that the runtime's workers
+    // keep acknowledging requests.
     let cpu_inner = Arc::clone(inner);
-    let prepared =
-        tokio::task::spawn_blocking(move || prepare_flush(&cpu_inner, taken, first, last))
-            .await
-            .map_err(|e| Error::Parquet(format!("flush encoding task failed: {e}")))??;
+    let prepared = inner
+        .flush_thread
+        .run(move || {
+            let taken = match (taken.range, spilled) {
+                (None, Some(spilled)) => read_back(&cpu_inner, spilled)?,
+                _ => taken,
+            };
+            let Some((first, last)) = taken.range else {
+                return Ok(None);
+            };
+            let bytes = taken.bytes;
+            prepare_flush(&cpu_inner, taken, first, last).map(|p| Some((p, first, last, bytes)))
+        })
+        .await?;
+    let Some((prepared, first, last, buffered_bytes)) = prepared else {
+        return Ok((FlushReport::default(), None));
+    };
     let PreparedFlush {
         encoded,
         carried,
@@ -660,10 +754,56 @@ async fn flush_inner(inner: &Arc<Inner>) -> Result<FlushReport> {
         wal_last = last,
         "committed"
     );
-    Ok(FlushReport {
+    inner.flushing.store(false, Ordering::Release);
+    let report = FlushReport {
         records: rows,
         files,
         commit: commit.commit,
+    };
+    Ok((report, Some(last)))
+}
+
+/// Reads the oldest spilled entries back from the WAL, up to the flush thresholds, into a
+/// buffer of their own, and takes them off the spilled range. Blocking (file reads, decoding).
+fn read_back(inner: &Inner, (first, last): (u64, u64)) -> Result<Buffer> {
+    let mut buffer = Buffer::default();
+    for entry in inner.wal.read_range(SeqRange { first, last })? {
+        push_entry(&mut buffer, &inner.cfg.wal_dir, entry?)?;
+        inner
+            .stats
+            .entries_read_back
+            .fetch_add(1, Ordering::Relaxed);
+        if !buffer.has_room(&inner.cfg.flush) {
+            break;
+        }
+    }
+    let through = buffer.range.map_or(last, |(_, last)| last);
+    let mut b = inner.buffer.lock().map_err(|_| Error::WalClosed)?;
+    // Entries spilled meanwhile extended the range; the ones read back leave it.
+    b.spilled = b
+        .spilled
+        .and_then(|(_, last)| (last > through).then_some((through + 1, last)));
+    inner.spilling.store(b.spilled.is_some(), Ordering::Release);
+    drop(b);
+    Ok(buffer)
+}
+
+/// Decodes one WAL entry into `buffer`; returns the records it held.
+fn push_entry(buffer: &mut Buffer, wal_dir: &std::path::Path, entry: WalEntry) -> Result<u64> {
+    let payload = decode_payload(&entry.payload).map_err(|reason| Error::WalCorrupt {
+        path: wal_dir.to_path_buf(),
+        offset: 0,
+        reason: format!("entry {} does not decode: {reason}", entry.seq),
+    })?;
+    Ok(match payload {
+        WalPayload::Records(records) => {
+            buffer.push_rows(entry.seq, records_to_batch(&records)?);
+            records.len() as u64
+        }
+        WalPayload::Contents(contents) => {
+            buffer.push_contents(entry.seq, contents);
+            0
+        }
     })
 }
 

@@ -699,3 +699,69 @@ async fn a_long_s3_outage_fills_the_wal_budget_then_recovers() {
     w.shutdown().await.unwrap();
     assert_committed_exactly_once(&loc, &accepted).await;
 }
+
+/// Issue #4, bounded memory: while S3 is down the buffer fills only up to `flush.max_bytes`;
+/// later entries stay in the WAL alone (spilled), which keeps growing. When S3 is back, flushes
+/// read them back one buffer at a time and every acknowledged record is committed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_outage_spills_to_the_wal_with_bounded_memory_and_loses_nothing() {
+    let moto = Moto::start();
+    moto.create_bucket("audit");
+    let mut proxy = Proxy::start(moto.addr()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let records = synthetic_records(3000, 2, 2, 51);
+    let request = |i: usize| records[i * 20..(i + 1) * 20].to_vec();
+    let one_request = genai_audit_core::records_to_batch(&request(0))
+        .unwrap()
+        .get_array_memory_size();
+    let cap = 5 * one_request;
+    let loc = s3_location_fast_retry(proxy.port, "audit", "spill");
+    let mut cfg = config(dir.path(), "spill-a");
+    cfg.flush = FlushPolicy {
+        max_rows: usize::MAX,
+        max_bytes: cap,
+        max_age: Duration::from_millis(100),
+        ..FlushPolicy::default()
+    };
+    cfg.max_retry_backoff = Duration::from_millis(200);
+    let (w, _) = Writer::open(loc.clone(), cfg).await.unwrap();
+    let limit = Duration::from_secs(20);
+
+    // S3 down from the start: the first flush takes what is buffered and keeps retrying.
+    proxy.stop().await;
+    let mut peak = 0;
+    let mut wal_before = 0;
+    for i in 0..150 {
+        w.append(request(i)).await.unwrap();
+        peak = peak.max(w.buffered_bytes());
+        if i == 30 {
+            wal_before = w.wal_bytes();
+        }
+    }
+    wait_until("flush attempts fail", limit, || {
+        w.stats().store_errors.load(Ordering::Relaxed) >= 2
+    })
+    .await;
+    // The buffer waiting for the stuck flush holds at most the threshold plus one request.
+    assert!(
+        peak <= cap + one_request,
+        "buffered {peak} bytes, cap {cap} + one request {one_request}"
+    );
+    let spilled = w.stats().entries_spilled.load(Ordering::Relaxed);
+    assert!(spilled >= 100, "only {spilled} entries spilled");
+    assert!(w.wal_bytes() > wal_before, "the WAL grows with the backlog");
+    assert_eq!(written(&w), 0);
+
+    // S3 back: the backlog drains in several commits, read back from the WAL.
+    proxy.restart().await;
+    wait_until("all committed", limit, || written(&w) == 3000).await;
+    assert_eq!(
+        w.stats().entries_read_back.load(Ordering::Relaxed),
+        spilled,
+        "every spilled entry was read back once"
+    );
+    assert!(w.stats().commits.load(Ordering::Relaxed) >= 10);
+    wait_until("WAL released", limit, || w.wal_bytes() <= 64).await;
+    w.shutdown().await.unwrap();
+    assert_committed_exactly_once(&loc, &records).await;
+}

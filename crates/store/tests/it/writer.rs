@@ -380,6 +380,72 @@ fn unflushed_records_are_replayed_once_after_a_restart() {
     });
 }
 
+/// A backlog larger than one buffer is replayed with bounded memory: entries past the flush
+/// thresholds stay in the WAL and the flushes read them back, each committed once.
+#[test]
+fn a_replayed_backlog_beyond_max_bytes_stays_in_the_wal_until_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = synthetic_records(600, 2, 2, 6);
+    let one_request = genai_audit_core::records_to_batch(&records[..30])
+        .unwrap()
+        .get_array_memory_size();
+    let small = |dir: &Path| {
+        let mut cfg = config(dir);
+        cfg.flush = FlushPolicy {
+            max_rows: usize::MAX,
+            max_bytes: 3 * one_request,
+            max_age: Duration::from_secs(3600),
+            ..FlushPolicy::default()
+        };
+        cfg
+    };
+    {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let (w, _) = open(dir.path(), config(dir.path())).await;
+            for c in records.chunks(30) {
+                w.append(c.to_vec()).await.unwrap();
+            }
+        });
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (w, report) = open(dir.path(), small(dir.path())).await;
+        assert_eq!(report.replayed_entries, 20);
+        assert!(
+            report.replayed_records <= 120,
+            "{} records replayed into memory",
+            report.replayed_records
+        );
+        assert!(w.buffered_bytes() <= 4 * one_request);
+        let spilled = w
+            .stats()
+            .entries_spilled
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(spilled >= 16, "{spilled} entries left in the WAL");
+        let flushed = w.flush().await.unwrap();
+        assert_eq!(flushed.records, 600);
+        assert!(flushed.commit >= 5, "several commits: {}", flushed.commit);
+        assert_eq!(
+            w.stats()
+                .entries_read_back
+                .load(std::sync::atomic::Ordering::Relaxed),
+            spilled
+        );
+        let (snap, files) = read_all(w.location()).await;
+        assert_eq!(snap.rows(), 600);
+        let ids: BTreeSet<Option<String>> = files
+            .iter()
+            .flat_map(|(_, _, batches)| batches.iter().flat_map(|b| strings(b, "record_id")))
+            .collect();
+        let want: BTreeSet<Option<String>> =
+            records.iter().map(|r| Some(r.record_id.clone())).collect();
+        assert_eq!(ids, want);
+        w.shutdown().await.unwrap();
+        assert!(w.wal_bytes() <= 64, "the WAL is released");
+    });
+}
+
 // ---- crash tests: a child process (this test binary) killed at each step ----
 
 const CHILD_ENV: &str = "GENAI_STORE_CRASH_CHILD";
