@@ -628,13 +628,17 @@ async fn flush_now(inner: &Arc<Inner>) -> Result<FlushReport> {
         b.spilled.or(b.range).map(|(_, last)| last)
     };
     let mut total = FlushReport::default();
-    while let Some(target) = target {
+    // At least one flush, even with nothing buffered: it waits for a flush already running
+    // (it holds the flush lock and the entries it took), so that everything acknowledged
+    // before this call is committed when it returns.
+    loop {
         let (report, through) = flush_once(inner).await?;
         total.records += report.records;
         total.files.extend(report.files);
         total.commit = total.commit.max(report.commit);
-        if through.is_none_or(|t| t >= target) {
-            break;
+        match (target, through) {
+            (Some(target), Some(through)) if through < target => {}
+            _ => break,
         }
     }
     Ok(total)
