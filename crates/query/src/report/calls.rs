@@ -463,7 +463,7 @@ impl CallTable {
             total: Acc::new(users),
             models: (0..=models).map(|_| Acc::new(users)).collect(),
             days: FxHashMap::default(),
-            users: vec![UserAcc::default(); users],
+            users: vec![Figures::default(); users],
             classes: [0; 4],
             latency: [0; 10],
             model_names: self.models.strings,
@@ -527,15 +527,8 @@ fn latency_bucket(duration_ms: f64) -> usize {
 /// The figures of a set of calls (a facet's group).
 #[derive(Debug, Clone, Default)]
 struct Acc {
-    requests: u64,
-    spans: u64,
+    figures: Figures,
     no_user: u64,
-    input: i128,
-    output: i128,
-    cost: i128,
-    priced: u64,
-    errors: u64,
-    pii: u64,
     duration_sum: f64,
     /// Calls with a duration.
     timed: u64,
@@ -554,25 +547,12 @@ impl Acc {
     }
 
     fn add(&mut self, c: &Call) {
-        self.requests += 1;
-        self.spans += u64::from(c.spans);
+        self.figures.add(c);
         if c.user == NONE {
             self.no_user += 1;
         } else {
             self.users[c.user as usize / 64] |= 1 << (c.user % 64);
         }
-        if c.input != i64::MIN {
-            self.input += i128::from(c.input);
-        }
-        if c.output != i64::MIN {
-            self.output += i128::from(c.output);
-        }
-        if c.cost != i128::MIN {
-            self.cost += c.cost;
-            self.priced += 1;
-        }
-        self.errors += u64::from(c.error);
-        self.pii += u64::from(c.pii);
         if !c.duration.is_nan() {
             self.duration_sum += c.duration;
             self.timed += 1;
@@ -581,15 +561,8 @@ impl Acc {
 
     /// Adds `other`, whose user bits are numbered by `user_map` (its ids → this one's).
     fn merge(&mut self, other: Acc, user_map: &[u32]) {
-        self.requests += other.requests;
-        self.spans += other.spans;
+        self.figures.merge(&other.figures);
         self.no_user += other.no_user;
-        self.input += other.input;
-        self.output += other.output;
-        self.cost += other.cost;
-        self.priced += other.priced;
-        self.errors += other.errors;
-        self.pii += other.pii;
         self.duration_sum += other.duration_sum;
         self.timed += other.timed;
         if self.durations.is_empty() {
@@ -612,21 +585,13 @@ impl Acc {
         let n = self.durations.len();
         let [p50, p95, p99] = percentiles(&mut self.durations);
         FacetRow {
-            requests: self.requests,
-            spans: self.spans,
             users: self.users.iter().map(|w| u64::from(w.count_ones())).sum(),
             no_user: self.no_user,
-            input_tokens: count(self.input),
-            output_tokens: count(self.output),
-            cost_usd: Usd::from_raw(self.cost),
-            priced: self.priced,
-            errors: self.errors,
-            pii_calls: self.pii,
             latency_avg_ms: (n > 0).then(|| self.duration_sum / n as f64),
             latency_p50_ms: p50,
             latency_p95_ms: p95,
             latency_p99_ms: p99,
-            ..FacetRow::new(facet, key)
+            ..self.figures.row(facet, key)
         }
     }
 }
@@ -650,9 +615,10 @@ fn bits(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
     })
 }
 
-/// The figures of one user's calls (the user facet: no latency, no distinct counts).
+/// The sums and counts of a set of calls: all the user facet has (no latency, no distinct
+/// counts), and part of every other group's [`Acc`].
 #[derive(Debug, Clone, Default)]
-struct UserAcc {
+struct Figures {
     requests: u64,
     spans: u64,
     input: i128,
@@ -663,7 +629,7 @@ struct UserAcc {
     pii: u64,
 }
 
-impl UserAcc {
+impl Figures {
     fn add(&mut self, c: &Call) {
         self.requests += 1;
         self.spans += u64::from(c.spans);
@@ -681,7 +647,7 @@ impl UserAcc {
         self.pii += u64::from(c.pii);
     }
 
-    fn merge(&mut self, o: &UserAcc) {
+    fn merge(&mut self, o: &Figures) {
         self.requests += o.requests;
         self.spans += o.spans;
         self.input += o.input;
@@ -690,6 +656,21 @@ impl UserAcc {
         self.priced += o.priced;
         self.errors += o.errors;
         self.pii += o.pii;
+    }
+
+    /// The facet row of these figures.
+    fn row(&self, facet: Facet, key: Option<String>) -> FacetRow {
+        FacetRow {
+            requests: self.requests,
+            spans: self.spans,
+            input_tokens: count(self.input),
+            output_tokens: count(self.output),
+            cost_usd: Usd::from_raw(self.cost),
+            priced: self.priced,
+            errors: self.errors,
+            pii_calls: self.pii,
+            ..FacetRow::new(facet, key)
+        }
     }
 }
 
@@ -702,7 +683,7 @@ struct Partial {
     /// By day (days since 1970-01-01, UTC).
     days: FxHashMap<i64, Acc>,
     /// By user id.
-    users: Vec<UserAcc>,
+    users: Vec<Figures>,
     /// Calls by classification rank.
     classes: [u64; 4],
     /// Calls by latency bucket.
@@ -718,7 +699,7 @@ struct Merged {
     models: FxHashMap<Option<Box<str>>, Acc>,
     days: FxHashMap<i64, Acc>,
     users: Interner,
-    user_figures: Vec<UserAcc>,
+    user_figures: Vec<Figures>,
     classes: [u64; 4],
     latency: [u64; 10],
 }
@@ -736,7 +717,7 @@ impl Merged {
     fn add(&mut self, p: Partial) {
         let user_map: Vec<u32> = p.user_names.iter().map(|u| self.users.id(u)).collect();
         self.user_figures
-            .resize(self.users.strings.len(), UserAcc::default());
+            .resize(self.users.strings.len(), Figures::default());
         for (local, figures) in p.users.iter().enumerate() {
             self.user_figures[user_map[local] as usize].merge(figures);
         }
@@ -745,7 +726,7 @@ impl Merged {
             .merge(p.total, &user_map);
         let names = p.model_names;
         for (m, acc) in p.models.into_iter().enumerate() {
-            if acc.requests > 0 {
+            if acc.figures.requests > 0 {
                 let name = names.get(m).cloned();
                 self.models.entry(name).or_default().merge(acc, &user_map);
             }
@@ -803,7 +784,7 @@ impl Merged {
 /// The users [`COMPLIANCE_SQL`](super::compliance::COMPLIANCE_SQL)'s `user` facet keeps: the
 /// top [`TOP_USERS`](super::compliance::TOP_USERS) by requests (ties: user id) and by cost
 /// (no priced call last, then requests, then user id).
-fn top_users(names: &Interner, figures: &[UserAcc]) -> Vec<FacetRow> {
+fn top_users(names: &Interner, figures: &[Figures]) -> Vec<FacetRow> {
     use super::compliance::TOP_USERS;
     let mut ids: Vec<usize> = (0..figures.len())
         .filter(|&u| figures[u].requests > 0)
@@ -836,20 +817,7 @@ fn top_users(names: &Interner, figures: &[UserAcc]) -> Vec<FacetRow> {
     }
     (0..figures.len())
         .filter(|&u| keep[u])
-        .map(|u| {
-            let f = &figures[u];
-            FacetRow {
-                requests: f.requests,
-                spans: f.spans,
-                input_tokens: count(f.input),
-                output_tokens: count(f.output),
-                cost_usd: Usd::from_raw(f.cost),
-                priced: f.priced,
-                errors: f.errors,
-                pii_calls: f.pii,
-                ..FacetRow::new(Facet::User, Some(name(u).to_owned()))
-            }
-        })
+        .map(|u| figures[u].row(Facet::User, Some(name(u).to_owned())))
         .collect()
 }
 
