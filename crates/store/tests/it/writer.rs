@@ -342,20 +342,23 @@ async fn wait_for(mut cond: impl FnMut() -> bool) {
     panic!("condition not reached in 5 s");
 }
 
+/// Appends `records` 30 per request, then drops the runtime without flushing: the process
+/// "stops" with everything in the WAL.
+fn stop_after_appending(dir: &Path, records: &[genai_audit_core::AuditRecord]) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (w, _) = open(dir, config(dir)).await;
+        for c in records.chunks(30) {
+            w.append(c.to_vec()).await.unwrap();
+        }
+    });
+}
+
 #[test]
 fn unflushed_records_are_replayed_once_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let records = synthetic_records(300, 2, 2, 4);
-    {
-        // A runtime dropped without flushing: the process "stops" with everything in the WAL.
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let (w, _) = open(dir.path(), config(dir.path())).await;
-            for c in records.chunks(30) {
-                w.append(c.to_vec()).await.unwrap();
-            }
-        });
-    }
+    stop_after_appending(dir.path(), &records);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (w, report) = open(dir.path(), config(dir.path())).await;
@@ -399,15 +402,7 @@ fn a_replayed_backlog_beyond_max_bytes_stays_in_the_wal_until_flushed() {
         };
         cfg
     };
-    {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let (w, _) = open(dir.path(), config(dir.path())).await;
-            for c in records.chunks(30) {
-                w.append(c.to_vec()).await.unwrap();
-            }
-        });
-    }
+    stop_after_appending(dir.path(), &records);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (w, report) = open(dir.path(), small(dir.path())).await;
