@@ -353,14 +353,25 @@ impl SpanColumns {
 impl CallTable {
     /// Room for `calls` calls (keys of ~48 bytes) without growing.
     fn with_capacity(calls: usize) -> Self {
-        Self {
-            table: HashTable::with_capacity(calls),
-            tenants: Vec::with_capacity(calls),
-            key_ends: Vec::with_capacity(calls),
-            key_bytes: Vec::with_capacity(calls.saturating_mul(48)),
-            calls: Vec::with_capacity(calls),
-            ..Self::default()
+        let mut t = Self::default();
+        // The bound counts whole files: it can be far above what the period holds. Untouched
+        // reserved memory costs nothing, but a reservation the system refuses must not abort
+        // the process: then the vectors grow as needed instead.
+        // (The table is empty: its rehash function is never called.)
+        let reserved = t.table.try_reserve(calls, |_| 0).is_ok()
+            && t.tenants.try_reserve_exact(calls).is_ok()
+            && t.key_ends.try_reserve_exact(calls).is_ok()
+            && t.key_bytes
+                .try_reserve_exact(calls.saturating_mul(48))
+                .is_ok()
+            && t.calls.try_reserve_exact(calls).is_ok();
+        if !reserved {
+            tracing::debug!(
+                calls,
+                "compliance report: could not reserve room for the calls up front"
+            );
         }
+        t
     }
 
     /// The call of `(tenant, key)`, created empty when new.
@@ -927,6 +938,14 @@ mod tests {
         assert_eq!(latency_bucket(60_000.0), 9);
         // No duration: the SQL's ELSE.
         assert_eq!(latency_bucket(f64::NAN), 9);
+    }
+
+    #[test]
+    fn an_impossible_reservation_falls_back_to_growing() {
+        let mut t = CallTable::with_capacity(usize::MAX / 8);
+        let i = t.call(0, b"openai:chatcmpl-1");
+        assert_eq!((i, t.call(0, b"openai:chatcmpl-1")), (0, 0));
+        assert_eq!(t.call(1, b"openai:chatcmpl-1"), 1);
     }
 
     #[test]
