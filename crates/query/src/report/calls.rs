@@ -35,20 +35,23 @@ use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use super::Scope;
-use super::compliance::{Facet, FacetRow};
+use super::compliance::{Facet, FacetRow, class_rank, provider_call_spans};
 use crate::QueryEngine;
 use crate::error::{Error, Result};
 
 /// The provider-call spans of the scope with what the report needs of each: the columns
 /// [`CALLS_CTE`](super::compliance::CALLS_CTE) aggregates, before aggregation.
-const SPANS_SQL: &str = "\
-SELECT tenant, COALESCE(call_id, record_id) AS call_key,
+const SPANS_SQL: &str = concat!(
+    "SELECT tenant, COALESCE(call_id, record_id) AS call_key,
        COALESCE(response_model, request_model) AS model, user_id, start_time, input_tokens,
-       output_tokens, total_cost_usd, duration_ms, status = 'error' AS error, pii_detected,
-       CASE data_classification WHEN 'restricted' THEN 3 WHEN 'confidential' THEN 2
-                                WHEN 'internal' THEN 1 ELSE 0 END AS class_rank
+       output_tokens, total_cost_usd, duration_ms, status = 'error' AS error, pii_detected, ",
+    class_rank!(),
+    " AS class_rank
 FROM audit_log
-WHERE span_kind IN ('llm_call', 'embeddings') AND {scope}";
+WHERE ",
+    provider_call_spans!(),
+    " AND {scope}"
+);
 
 /// The facets of the compliance report of `scope`, in process: the rows
 /// [`COMPLIANCE_SQL`](super::compliance::COMPLIANCE_SQL) would give.

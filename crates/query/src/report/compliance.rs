@@ -23,10 +23,28 @@ use super::rows::{Rows, collect};
 use crate::QueryEngine;
 use crate::error::{Error, Result};
 
+// SQL fragments every computation of calls shares (the CTE below, the PII query, and the
+// in-process fold's span query, `super::calls`), as macros so that `concat!` can build on them.
+/// The provider-call spans (the condition after `WHERE`).
+macro_rules! provider_call_spans {
+    () => {
+        "span_kind IN ('llm_call', 'embeddings')"
+    };
+}
+/// A span's classification as a rank: 3 restricted, 2 confidential, 1 internal, 0 public.
+macro_rules! class_rank {
+    () => {
+        "CASE data_classification WHEN 'restricted' THEN 3 WHEN 'confidential' THEN 2
+                                      WHEN 'internal' THEN 1 ELSE 0 END"
+    };
+}
+pub(crate) use {class_rank, provider_call_spans};
+
 // The text of `CALLS_CTE`, as a macro so that `concat!` can build the queries on it.
 macro_rules! calls_cte {
     () => {
-        "calls AS (
+        concat!(
+            "calls AS (
   SELECT tenant,
          COALESCE(call_id, record_id) AS call_key,
          count(*) AS spans,
@@ -41,12 +59,16 @@ macro_rules! calls_cte {
          max(duration_ms) AS duration_ms,
          max(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS error,
          max(CASE WHEN pii_detected THEN 1 ELSE 0 END) AS pii,
-         max(CASE data_classification WHEN 'restricted' THEN 3 WHEN 'confidential' THEN 2
-                                      WHEN 'internal' THEN 1 ELSE 0 END) AS class_rank
+         max(",
+            $crate::report::compliance::class_rank!(),
+            ") AS class_rank
   FROM audit_log
-  WHERE span_kind IN ('llm_call', 'embeddings') AND {scope}
+  WHERE ",
+            $crate::report::compliance::provider_call_spans!(),
+            " AND {scope}
   GROUP BY tenant, COALESCE(call_id, record_id)
 )"
+        )
     };
 }
 pub(crate) use calls_cte;
@@ -172,17 +194,21 @@ GROUP BY bucket";
 
 /// Calls per PII type: one row per type (`pii_type`, `requests`), a call counted once per type
 /// however many of its spans carry it. Reads only PII-flagged provider-call rows.
-pub const COMPLIANCE_PII_SQL: &str = "SELECT pii_type, count(*) AS requests
+pub const COMPLIANCE_PII_SQL: &str = concat!(
+    "SELECT pii_type, count(*) AS requests
 FROM (
   SELECT DISTINCT tenant, call_key, pii_type
   FROM (
     SELECT tenant, COALESCE(call_id, record_id) AS call_key, unnest(pii_types) AS pii_type
     FROM audit_log
-    WHERE span_kind IN ('llm_call', 'embeddings') AND pii_detected AND {scope}
+    WHERE ",
+    provider_call_spans!(),
+    " AND pii_detected AND {scope}
   )
 )
 GROUP BY pii_type
-ORDER BY requests DESC, pii_type";
+ORDER BY requests DESC, pii_type"
+);
 
 /// The latency histogram's buckets: label, lower bound (ms, included), upper bound (ms,
 /// excluded; `None`: open). Index = the `latency` facet's key in [`COMPLIANCE_SQL`].
