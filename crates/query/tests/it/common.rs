@@ -143,8 +143,24 @@ pub fn record_id_of(expected: &serde_json::Value) -> String {
     )
 }
 
+/// Asserts two reports' JSON documents are the same, shown as the lines that differ when not.
+/// Averages are sums of floats, which partitions add up in another order: every non-integer
+/// number is compared to 12 significant digits. Everything else (counts, money) is exact.
+pub fn assert_same_json(got: serde_json::Value, expected: serde_json::Value, what: &str) {
+    let pretty = |v| serde_json::to_string_pretty(&round_floats(v)).unwrap();
+    let (g, e) = (pretty(got), pretty(expected));
+    let differ: Vec<_> = g
+        .lines()
+        .zip(e.lines())
+        .filter(|(a, b)| a != b)
+        .take(5)
+        .collect();
+    assert!(differ.is_empty(), "{what}: {differ:#?}");
+    assert_eq!(g, e, "{what}");
+}
+
 /// `v` with every non-integer number rounded to 12 significant digits.
-pub fn round_floats(v: serde_json::Value) -> serde_json::Value {
+fn round_floats(v: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match v {
         Value::Number(n) if n.is_f64() => {
