@@ -15,7 +15,7 @@
 //! a cluster: the same NULL rules, the same tie-breaks, the same interpolation. Tests compare
 //! the two computations on the same store.
 
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -54,11 +54,12 @@ WHERE ",
 );
 
 /// The facets of the compliance report of `scope`, in process: the rows
-/// [`COMPLIANCE_SQL`](super::compliance::COMPLIANCE_SQL) would give.
+/// [`COMPLIANCE_SQL`](super::compliance::COMPLIANCE_SQL) would give; `None` when the period
+/// holds a value the fold cannot (see [`Call`]), for the caller to compute them with SQL.
 pub(super) async fn compliance_facets(
     engine: &QueryEngine,
     scope: &Scope,
-) -> Result<Vec<FacetRow>> {
+) -> Result<Option<Vec<FacetRow>>> {
     let partitions = engine.context().copied_config().target_partitions().max(1);
     let spans = engine.sql(&scope.apply(SPANS_SQL)).await?;
     let task_ctx = Arc::new(spans.task_ctx());
@@ -78,22 +79,35 @@ pub(super) async fn compliance_facets(
     // fresh pages than folding (perf). Hash partitions are even, within a few percent.
     let per_partition = spans_bound(engine, scope) / partitions as u64;
     let capacity = usize::try_from(per_partition + per_partition / 16 + 1024).unwrap_or(0);
-    let tasks: Vec<_> = streams
-        .into_iter()
-        .map(|s| tokio::spawn(fold_partition(s, capacity)))
-        .collect();
-    let mut partials = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        partials.push(
-            task.await
-                .map_err(|e| Error::Task(format!("compliance report: {e}")))??,
-        );
+    // In a set, so that the other partitions' folds stop when one fails or gives up.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, stream) in streams.into_iter().enumerate() {
+        tasks.spawn(async move { (i, fold_partition(stream, capacity).await) });
     }
+    let started = std::time::Instant::now();
+    let mut partials = Vec::with_capacity(partitions);
+    while let Some(done) = tasks.join_next().await {
+        let (i, partial) = done.map_err(|e| Error::Task(format!("compliance report: {e}")))?;
+        let Some(partial) = partial? else {
+            return Ok(None);
+        };
+        partials.push((i, partial));
+    }
+    // In partition order: the float sums then do not depend on which fold ended first.
+    partials.sort_by_key(|&(i, _)| i);
+    let partials: Vec<Partial> = partials.into_iter().map(|(_, p)| p).collect();
+    let folded = started.elapsed();
     // Merging and selecting the percentiles of ~9 M durations take a while: off the
     // runtime's workers.
-    tokio::task::spawn_blocking(move || Merged::of(partials).rows())
+    let rows = tokio::task::spawn_blocking(move || Merged::of(partials).rows())
         .await
-        .map_err(|e| Error::Task(format!("compliance report: {e}")))
+        .map_err(|e| Error::Task(format!("compliance report: {e}")))?;
+    tracing::debug!(
+        fold_ms = folded.as_millis() as u64,
+        merge_ms = (started.elapsed() - folded).as_millis() as u64,
+        "compliance calls folded and merged"
+    );
+    Ok(Some(rows))
 }
 
 /// At least as many rows as the spans of `scope`: the rows of the files whose tenant and
@@ -112,60 +126,121 @@ fn spans_bound(engine: &QueryEngine, scope: &Scope) -> u64 {
 }
 
 /// Folds one partition's spans into calls (room for `capacity` made first), then the calls
-/// into facets.
-async fn fold_partition(mut spans: SendableRecordBatchStream, capacity: usize) -> Result<Partial> {
+/// into facets; `None` when a span had a value a [`Call`] cannot hold.
+async fn fold_partition(
+    mut spans: SendableRecordBatchStream,
+    capacity: usize,
+) -> Result<Option<Partial>> {
+    let started = std::time::Instant::now();
     let mut calls = CallTable::with_capacity(capacity);
-    while let Some(batch) = spans.next().await {
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        let wait = std::time::Instant::now();
+        let Some(batch) = spans.next().await else {
+            break;
+        };
+        waited += wait.elapsed();
         calls.fold(&batch?)?;
+        if let Some(what) = calls.beyond {
+            tracing::info!(
+                "compliance report: {what} in the period, more than the in-process fold \
+                 holds; computing the report with SQL instead"
+            );
+            return Ok(None);
+        }
     }
-    Ok(calls.into_partial())
+    let folded = started.elapsed();
+    let partial = calls.into_partial();
+    tracing::debug!(
+        waited_ms = waited.as_millis() as u64,
+        fold_ms = (folded - waited).as_millis() as u64,
+        partial_ms = (started.elapsed() - folded).as_millis() as u64,
+        "compliance partition folded"
+    );
+    Ok(Some(partial))
 }
 
-/// "No value" in a [`Call`]'s id fields.
+/// "No value" in a [`Call`]'s 32-bit fields.
 const NONE: u32 = u32::MAX;
+/// "No model" in [`Call::model`].
+const NO_MODEL: u16 = u16::MAX;
+/// "No day" in [`Call::day`].
+const NO_DAY: i32 = i32::MAX;
+/// "No cost" in [`Call::cost`].
+const NO_COST: i64 = i64::MIN;
 
-/// One provider call: what [`CALLS_CTE`](super::compliance::CALLS_CTE) keeps of its spans.
-/// Sentinels instead of `Option`s keep it at 64 bytes (9 M of them in a 30-day report).
+/// One provider call: what [`CALLS_CTE`](super::compliance::CALLS_CTE) keeps of its spans, as
+/// far as the facets need it. 56 bytes, because a 30-day report holds ~9 M of them and the
+/// fold spends most of its time touching fresh memory (perf: the kernel zeroing pages). So
+/// the fields are narrow, with sentinels for "none"; a value that does not fit (a token count
+/// beyond `u32`, a cost beyond ±9.2 M USD, more than 65,534 models) makes the report fall
+/// back to SQL ([`CallTable::beyond`]) rather than be wrong.
 #[derive(Debug, Clone, Copy)]
 struct Call {
-    /// Largest cost (raw `DECIMAL(38,12)`), `i128::MIN`: none.
-    cost: i128,
-    /// Earliest `start_time`, µs; `i64::MAX`: none.
-    start: i64,
-    /// Largest input tokens; `i64::MIN`: none.
-    input: i64,
-    /// Largest output tokens; `i64::MIN`: none.
-    output: i64,
+    /// The call's identity: the fingerprint of (tenant, call key), see [`fingerprint`].
+    fp: [u64; 2],
+    /// Largest cost (raw `DECIMAL(38,12)`); [`NO_COST`]: none.
+    cost: i64,
     /// Longest duration, ms; NaN: none.
     duration: f64,
-    /// Spans merged into the call.
-    spans: u32,
-    /// Largest model (interned in [`CallTable::models`]); [`NONE`]: none.
-    model: u32,
+    /// Largest input tokens; [`NONE`]: none.
+    input: u32,
+    /// Largest output tokens; [`NONE`]: none.
+    output: u32,
     /// Largest user id (interned in [`CallTable::users`]); [`NONE`]: none.
     user: u32,
-    /// Any span an error.
-    error: bool,
-    /// Any span PII-flagged.
-    pii: bool,
-    /// Most sensitive classification, 0 (public) to 3 (restricted).
-    class_rank: u8,
+    /// Spans merged into the call.
+    spans: u32,
+    /// UTC day of the earliest `start_time`, days since 1970-01-01 (the day of the minimum is
+    /// the minimum of the days); [`NO_DAY`]: none.
+    day: i32,
+    /// Largest model (interned in [`CallTable::models`]); [`NO_MODEL`]: none.
+    model: u16,
+    /// Bit 0: any span an error; bit 1: any span PII-flagged; bits 2–3: the most sensitive
+    /// classification, 0 (public) to 3 (restricted).
+    flags: u8,
 }
+
+const ERROR: u8 = 1;
+const PII: u8 = 2;
 
 impl Call {
     const EMPTY: Call = Call {
-        cost: i128::MIN,
-        start: i64::MAX,
-        input: i64::MIN,
-        output: i64::MIN,
+        fp: [0; 2],
+        cost: NO_COST,
         duration: f64::NAN,
-        spans: 0,
-        model: NONE,
+        input: NONE,
+        output: NONE,
         user: NONE,
-        error: false,
-        pii: false,
-        class_rank: 0,
+        spans: 0,
+        day: NO_DAY,
+        model: NO_MODEL,
+        flags: 0,
     };
+
+    fn error(&self) -> bool {
+        self.flags & ERROR != 0
+    }
+
+    fn pii(&self) -> bool {
+        self.flags & PII != 0
+    }
+
+    fn class_rank(&self) -> usize {
+        usize::from(self.flags >> 2)
+    }
+}
+
+/// The identity of the call `key` of tenant `tenant` (interned id) in a [`CallTable`]: its
+/// 128-bit XXH3, instead of the ~48 key bytes (which would double the table's memory).
+///
+/// Two distinct calls are merged only if their fingerprints collide: with n calls, a chance
+/// of about n² / 2¹²⁹ (below 10⁻²⁰ for 10⁹ calls), the same assumption `record_id` (128 bits
+/// of SHA-256) already rests on. A sender who wants two calls counted as one needs no
+/// collision anyway: it can give them one `call_id`.
+fn fingerprint(tenant: u32, key: &[u8]) -> [u64; 2] {
+    let h = twox_hash::XxHash3_128::oneshot_with_seed(u64::from(tenant), key);
+    [h as u64, (h >> 64) as u64]
 }
 
 /// Distinct strings, each stored once, numbered in order of arrival.
@@ -220,48 +295,168 @@ impl Interner {
     }
 }
 
-/// The calls of one partition: a hash table over `(tenant, call key)` whose keys live in one
-/// byte arena, and one [`Call`] per key.
+/// The calls of one partition: a hash table over their fingerprints, and one [`Call`] each.
 #[derive(Debug, Default)]
 struct CallTable {
-    table: HashTable<u32>,
-    tenants: Vec<u32>,
-    key_ends: Vec<usize>,
-    key_bytes: Vec<u8>,
+    table: FpTable,
     calls: Vec<Call>,
     tenant_names: Interner,
     models: Interner,
     users: Interner,
-    /// The ids of the current batch's model and user views (see [`view_id`]).
-    model_views: FxHashMap<u128, u32>,
-    user_views: FxHashMap<u128, u32>,
+    tenant_views: ViewIds,
+    model_views: ViewIds,
+    user_views: ViewIds,
+    /// The current batch's fingerprints (kept for its allocation).
+    fps: Vec<[u64; 2]>,
+    /// Set when a span had a value a [`Call`] cannot hold: what it was. The figures are then
+    /// incomplete, and the report is computed by SQL instead.
+    beyond: Option<&'static str>,
 }
 
-/// The interned id of `array[row]` ([`NONE`] for NULL), looked up by the value's *view* first:
-/// Parquet decodes a dictionary-encoded column (models, users) into views of the dictionary's
-/// values, so equal views are equal strings, and a 16-byte view hashes faster than the
-/// string. `cache` must be cleared between batches (a view names a buffer of its array).
-fn view_id(
-    array: &StringViewArray,
-    row: usize,
-    cache: &mut FxHashMap<u128, u32>,
-    interner: &mut Interner,
-) -> u32 {
-    if !array.is_valid(row) {
-        return NONE;
+/// The interned ids of one batch's views of a string column.
+///
+/// Parquet decodes a dictionary-encoded column (tenants, models, users) into views of the
+/// dictionary's values, so equal views are equal strings, and a 16-byte view compares and
+/// hashes faster than the string. Rows come sorted by user within a file, so most lookups
+/// repeat the previous view. Cleared between batches: a view names a buffer of its array.
+#[derive(Debug, Default)]
+struct ViewIds {
+    ids: FxHashMap<u128, u32>,
+    last: Option<(u128, u32)>,
+}
+
+impl ViewIds {
+    fn clear(&mut self) {
+        self.ids.clear();
+        self.last = None;
     }
-    let view = array.views()[row];
-    *cache
-        .entry(view)
-        .or_insert_with(|| interner.id(array.value(row)))
+
+    /// The interned id of `array[row]` ([`NONE`] for NULL).
+    fn id(&mut self, array: &StringViewArray, row: usize, interner: &mut Interner) -> u32 {
+        if !array.is_valid(row) {
+            return NONE;
+        }
+        let view = array.views()[row];
+        if let Some((v, id)) = self.last
+            && v == view
+        {
+            return id;
+        }
+        let id = *self
+            .ids
+            .entry(view)
+            .or_insert_with(|| interner.id(array.value(row)));
+        self.last = Some((view, id));
+        id
+    }
 }
 
-/// The hash of a call's key.
-fn key_hash(tenant: u32, key: &[u8]) -> u64 {
-    let mut h = rustc_hash::FxHasher::default();
-    h.write_u32(tenant);
-    h.write(key);
-    h.finish()
+/// Fingerprint → call index: open addressing with linear probing, in one array of slots that
+/// each hold a 32-bit tag of the fingerprint and the index + 1 (0: empty), so that a probe
+/// reads one cache line, and the calls only on a tag match.
+///
+/// Its own table rather than `hashbrown`'s for [`FpTable::touch`]: ~9 M calls make it far
+/// larger than the caches, and perf showed the fold waiting on the table's first cache miss
+/// for three quarters of its time.
+#[derive(Debug)]
+struct FpTable {
+    slots: Vec<u64>,
+    mask: usize,
+    len: usize,
+}
+
+const TAG: u64 = 0xffff_ffff_0000_0000;
+
+impl Default for FpTable {
+    fn default() -> Self {
+        Self {
+            slots: vec![0; 16],
+            mask: 15,
+            len: 0,
+        }
+    }
+}
+
+impl FpTable {
+    /// Room for `n` entries without growing (at most 3/4 full); an empty default table when
+    /// the system refuses the memory.
+    fn with_capacity(n: usize) -> Self {
+        let size = n
+            .saturating_add(n / 3)
+            .max(16)
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX);
+        let mut slots = Vec::new();
+        if slots.try_reserve_exact(size).is_err() {
+            return Self::default();
+        }
+        slots.resize(size, 0);
+        Self {
+            slots,
+            mask: size - 1,
+            len: 0,
+        }
+    }
+
+    fn home(&self, fp: &[u64; 2]) -> usize {
+        fp[0] as usize & self.mask
+    }
+
+    /// Loads the home slots of `fps`. The loads are independent, so the CPU overlaps their
+    /// cache misses, and the probes that follow find their slots in cache: a prefetch in
+    /// safe code.
+    fn touch(&self, fps: &[[u64; 2]]) {
+        let mut sink = 0;
+        for fp in fps {
+            sink ^= self.slots[self.home(fp)];
+        }
+        std::hint::black_box(sink);
+    }
+
+    /// The index of the call with fingerprint `fp` among `calls`, or the slot where it goes.
+    fn find(&self, fp: &[u64; 2], calls: &[Call]) -> std::result::Result<u32, usize> {
+        let tag = fp[1] & TAG;
+        let mut pos = self.home(fp);
+        loop {
+            let slot = self.slots[pos];
+            if slot == 0 {
+                return Err(pos);
+            }
+            if slot & TAG == tag {
+                let i = (slot as u32).wrapping_sub(1);
+                if calls.get(i as usize).is_some_and(|c| c.fp == *fp) {
+                    return Ok(i);
+                }
+            }
+            pos = (pos + 1) & self.mask;
+        }
+    }
+
+    /// Puts call `i` (fingerprint `fp`, `i < u32::MAX`) in slot `pos` (from [`FpTable::find`]),
+    /// growing the table when it becomes 3/4 full (rehashing from `calls`).
+    fn insert(&mut self, pos: usize, fp: &[u64; 2], i: u32, calls: &[Call]) {
+        self.slots[pos] = (fp[1] & TAG) | u64::from(i + 1);
+        self.len += 1;
+        if self.len > self.slots.len() / 4 * 3 {
+            let mut grown = Self {
+                slots: vec![0; self.slots.len() * 2],
+                mask: self.slots.len() * 2 - 1,
+                len: 0,
+            };
+            for &slot in &self.slots {
+                if slot != 0 {
+                    let fp = &calls[(slot as u32 - 1) as usize].fp;
+                    let mut pos = grown.home(fp);
+                    while grown.slots[pos] != 0 {
+                        pos = (pos + 1) & grown.mask;
+                    }
+                    grown.slots[pos] = slot;
+                    grown.len += 1;
+                }
+            }
+            *self = grown;
+        }
+    }
 }
 
 /// The columns of one batch of [`SPANS_SQL`], with the types this module reads.
@@ -354,21 +549,16 @@ impl SpanColumns {
 }
 
 impl CallTable {
-    /// Room for `calls` calls (keys of ~48 bytes) without growing.
+    /// Room for `calls` calls without growing.
     fn with_capacity(calls: usize) -> Self {
-        let mut t = Self::default();
         // The bound counts whole files: it can be far above what the period holds. Untouched
         // reserved memory costs nothing, but a reservation the system refuses must not abort
-        // the process: then the vectors grow as needed instead.
-        // (The table is empty: its rehash function is never called.)
-        let reserved = t.table.try_reserve(calls, |_| 0).is_ok()
-            && t.tenants.try_reserve_exact(calls).is_ok()
-            && t.key_ends.try_reserve_exact(calls).is_ok()
-            && t.key_bytes
-                .try_reserve_exact(calls.saturating_mul(48))
-                .is_ok()
-            && t.calls.try_reserve_exact(calls).is_ok();
-        if !reserved {
+        // the process: then the table and the calls grow as needed instead.
+        let mut t = Self {
+            table: FpTable::with_capacity(calls),
+            ..Self::default()
+        };
+        if t.calls.try_reserve_exact(calls).is_err() || t.table.slots.len() < calls {
             tracing::debug!(
                 calls,
                 "compliance report: could not reserve room for the calls up front"
@@ -377,93 +567,127 @@ impl CallTable {
         t
     }
 
-    /// The call of `(tenant, key)`, created empty when new.
-    fn call(&mut self, tenant: u32, key: &[u8]) -> usize {
-        let hash = key_hash(tenant, key);
-        let Self {
-            table,
-            tenants,
-            key_ends,
-            key_bytes,
-            calls,
-            ..
-        } = self;
-        let found = table.find(hash, |&i| {
-            let i = i as usize;
-            let start = if i == 0 { 0 } else { key_ends[i - 1] };
-            tenants[i] == tenant && key_bytes[start..key_ends[i]] == *key
-        });
-        if let Some(&i) = found {
-            return i as usize;
+    /// The index of the call with fingerprint `fp`, created empty when new; `None` past
+    /// `u32::MAX - 1` calls.
+    fn call(&mut self, fp: [u64; 2]) -> Option<usize> {
+        match self.table.find(&fp, &self.calls) {
+            Ok(i) => Some(i as usize),
+            Err(pos) => {
+                let i = u32::try_from(self.calls.len())
+                    .ok()
+                    .filter(|&i| i < u32::MAX - 1)?;
+                self.calls.push(Call { fp, ..Call::EMPTY });
+                self.table.insert(pos, &fp, i, &self.calls);
+                Some(i as usize)
+            }
         }
-        let i = calls.len();
-        calls.push(Call::EMPTY);
-        tenants.push(tenant);
-        key_bytes.extend_from_slice(key);
-        key_ends.push(key_bytes.len());
-        // Growing the table (rare: it is sized up front) hashes the keys again rather than
-        // keeping 8 bytes per call for it.
-        table.insert_unique(hash, i as u32, |&j| {
-            let j = j as usize;
-            let start = if j == 0 { 0 } else { key_ends[j - 1] };
-            key_hash(tenants[j], &key_bytes[start..key_ends[j]])
-        });
-        i
     }
 
-    /// Folds one batch of [`SPANS_SQL`] into the calls.
+    /// Folds one batch of [`SPANS_SQL`] into the calls; stops at the first value a [`Call`]
+    /// cannot hold, setting [`CallTable::beyond`].
     fn fold(&mut self, batch: &RecordBatch) -> Result<()> {
+        /// Rows whose table slots are loaded together ([`FpTable::touch`]): their cache lines
+        /// (64 KiB) stay in L2 until probed.
+        const AHEAD: usize = 1024;
         let c = SpanColumns::of(batch)?;
-        // Per batch: views name buffers of this batch's arrays.
+        self.tenant_views.clear();
         self.model_views.clear();
         self.user_views.clear();
+        let mut fps = std::mem::take(&mut self.fps);
+        fps.clear();
         for row in 0..batch.num_rows() {
-            let tenant = if c.tenant.is_valid(row) {
-                self.tenant_names.id(c.tenant.value(row))
-            } else {
-                NONE
-            };
-            let model = view_id(&c.model, row, &mut self.model_views, &mut self.models);
-            let user = view_id(&c.user, row, &mut self.user_views, &mut self.users);
+            let tenant = self.tenant_views.id(&c.tenant, row, &mut self.tenant_names);
             // COALESCE(call_id, record_id) is NULL only for a record without an id: such
-            // rows form one call per tenant, as `GROUP BY` puts NULL keys together.
+            // rows form one call per tenant, as `GROUP BY` puts NULL keys together. (`\xff`
+            // is no UTF-8 string, so no key's bytes.)
             let key: &[u8] = if c.call_key.is_valid(row) {
                 c.call_key.value(row).as_bytes()
             } else {
                 b"\xff"
             };
-            let i = self.call(tenant, key);
-            let (models, users) = (&self.models, &self.users);
-            let call = &mut self.calls[i];
-            call.spans += 1;
-            call.model = models.max(call.model, model);
-            call.user = users.max(call.user, user);
-            if c.start.is_valid(row) {
-                call.start = call.start.min(c.start.value(row));
-            }
-            if c.input.is_valid(row) {
-                call.input = call.input.max(c.input.value(row));
-            }
-            if c.output.is_valid(row) {
-                call.output = call.output.max(c.output.value(row));
-            }
-            if let Some(cost) = &c.cost
-                && cost.is_valid(row)
-            {
-                call.cost = call.cost.max(cost.value(row));
-            }
-            if c.duration.is_valid(row) {
-                let d = c.duration.value(row);
-                // `max` over floats as SQL orders them (NaN largest), NaN here meaning none.
-                if call.duration.is_nan() || d.total_cmp(&call.duration).is_gt() {
-                    call.duration = d;
+            fps.push(fingerprint(tenant, key));
+        }
+        'rows: for (chunk, ahead) in fps.chunks(AHEAD).enumerate() {
+            self.table.touch(ahead);
+            for (j, fp) in ahead.iter().enumerate() {
+                if let Err(what) = self.fold_row(&c, chunk * AHEAD + j, *fp) {
+                    self.beyond = Some(what);
+                    break 'rows;
                 }
             }
-            call.error |= c.error.is_valid(row) && c.error.value(row);
-            call.pii |= c.pii.is_valid(row) && c.pii.value(row);
-            if c.class_rank.is_valid(row) {
-                let r = c.class_rank.value(row).clamp(0, 3) as u8;
-                call.class_rank = call.class_rank.max(r);
+        }
+        self.fps = fps;
+        Ok(())
+    }
+
+    /// Folds row `row` of `c`, of the call `fp`; `Err`: which value a [`Call`] cannot hold.
+    fn fold_row(
+        &mut self,
+        c: &SpanColumns,
+        row: usize,
+        fp: [u64; 2],
+    ) -> std::result::Result<(), &'static str> {
+        let model = match self.model_views.id(&c.model, row, &mut self.models) {
+            NONE => NO_MODEL,
+            m => u16::try_from(m)
+                .ok()
+                .filter(|&m| m != NO_MODEL)
+                .ok_or("more than 65,534 models")?,
+        };
+        let user = self.user_views.id(&c.user, row, &mut self.users);
+        let i = self.call(fp).ok_or("more than 2³² − 2 calls")?;
+        let (models, users) = (&self.models, &self.users);
+        let call = &mut self.calls[i];
+        call.spans = call.spans.checked_add(1).ok_or("2³² spans in one call")?;
+        call.model = match (call.model, model) {
+            (NO_MODEL, m) | (m, NO_MODEL) => m,
+            (a, b) => models.max(u32::from(a), u32::from(b)) as u16,
+        };
+        call.user = users.max(call.user, user);
+        if c.start.is_valid(row) {
+            let day = c.start.value(row).div_euclid(DAY_US);
+            // i64 µs / a day's µs always fits an i32.
+            call.day = call.day.min(i32::try_from(day).unwrap_or(NO_DAY - 1));
+        }
+        let tokens = |a: &Int64Array| -> std::result::Result<u32, &'static str> {
+            if !a.is_valid(row) {
+                return Ok(NONE);
+            }
+            u32::try_from(a.value(row))
+                .ok()
+                .filter(|&t| t != NONE)
+                .ok_or("a token count beyond 0..2³²−1")
+        };
+        let (input, output) = (tokens(&c.input)?, tokens(&c.output)?);
+        // NONE is u32::MAX: the larger of two counts, none ignored.
+        call.input = max_some(call.input, input);
+        call.output = max_some(call.output, output);
+        if let Some(cost) = &c.cost
+            && cost.is_valid(row)
+        {
+            let cost = i64::try_from(cost.value(row))
+                .ok()
+                .filter(|&v| v != NO_COST)
+                .ok_or("a cost beyond ±9.2 M USD")?;
+            call.cost = call.cost.max(cost);
+        }
+        if c.duration.is_valid(row) {
+            let d = c.duration.value(row);
+            // `max` over floats as SQL orders them (NaN largest), NaN here meaning none.
+            if call.duration.is_nan() || d.total_cmp(&call.duration).is_gt() {
+                call.duration = d;
+            }
+        }
+        if c.error.is_valid(row) && c.error.value(row) {
+            call.flags |= ERROR;
+        }
+        if c.pii.is_valid(row) && c.pii.value(row) {
+            call.flags |= PII;
+        }
+        if c.class_rank.is_valid(row) {
+            let r = c.class_rank.value(row).clamp(0, 3) as u8;
+            if r > call.flags >> 2 {
+                call.flags = (call.flags & (ERROR | PII)) | (r << 2);
             }
         }
         Ok(())
@@ -485,13 +709,13 @@ impl CallTable {
         };
         // The last model slot holds the calls without a model.
         let model = |c: &Call| {
-            if c.model == NONE {
+            if c.model == NO_MODEL {
                 models
             } else {
-                c.model as usize
+                usize::from(c.model)
             }
         };
-        let day = |c: &Call| (c.start != i64::MAX).then(|| c.start.div_euclid(DAY_US));
+        let day = |c: &Call| (c.day != NO_DAY).then(|| i64::from(c.day));
         // Two passes: the figures and how many durations each group gets, then the durations
         // into vectors of exactly that size (no growing).
         for call in &self.calls {
@@ -506,7 +730,7 @@ impl CallTable {
             if call.user != NONE {
                 p.users[call.user as usize].add(call);
             }
-            p.classes[call.class_rank as usize] += 1;
+            p.classes[call.class_rank()] += 1;
             p.latency[latency_bucket(call.duration)] += 1;
         }
         let reserve = |a: &mut Acc| a.durations = Vec::with_capacity(a.timed as usize);
@@ -521,6 +745,14 @@ impl CallTable {
             }
         }
         p
+    }
+}
+
+/// The larger of two [`NONE`]-or-count fields, [`NONE`] ignored.
+fn max_some(a: u32, b: u32) -> u32 {
+    match (a, b) {
+        (NONE, x) | (x, NONE) => x,
+        (a, b) => a.max(b),
     }
 }
 
@@ -647,18 +879,18 @@ impl Figures {
     fn add(&mut self, c: &Call) {
         self.requests += 1;
         self.spans += u64::from(c.spans);
-        if c.input != i64::MIN {
+        if c.input != NONE {
             self.input += i128::from(c.input);
         }
-        if c.output != i64::MIN {
+        if c.output != NONE {
             self.output += i128::from(c.output);
         }
-        if c.cost != i128::MIN {
-            self.cost += c.cost;
+        if c.cost != NO_COST {
+            self.cost += i128::from(c.cost);
             self.priced += 1;
         }
-        self.errors += u64::from(c.error);
-        self.pii += u64::from(c.pii);
+        self.errors += u64::from(c.error());
+        self.pii += u64::from(c.pii());
     }
 
     fn merge(&mut self, o: &Figures) {
@@ -944,11 +1176,39 @@ mod tests {
     }
 
     #[test]
+    fn a_call_is_56_bytes() {
+        // What the fold's speed rests on: see `Call`.
+        assert_eq!(std::mem::size_of::<Call>(), 56);
+    }
+
+    #[test]
     fn an_impossible_reservation_falls_back_to_growing() {
         let mut t = CallTable::with_capacity(usize::MAX / 8);
-        let i = t.call(0, b"openai:chatcmpl-1");
-        assert_eq!((i, t.call(0, b"openai:chatcmpl-1")), (0, 0));
-        assert_eq!(t.call(1, b"openai:chatcmpl-1"), 1);
+        let key = b"openai:chatcmpl-1";
+        let i = t.call(fingerprint(0, key));
+        assert_eq!((i, t.call(fingerprint(0, key))), (Some(0), Some(0)));
+        assert_eq!(t.call(fingerprint(1, key)), Some(1));
+    }
+
+    #[test]
+    fn the_table_grows_and_finds_every_call_again() {
+        let mut t = CallTable::default();
+        let n = 50_000;
+        let keys: Vec<String> = (0..n).map(|i| format!("openai:chatcmpl-{i}")).collect();
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(t.call(fingerprint(0, key.as_bytes())), Some(i));
+        }
+        assert!(
+            t.table.slots.len() >= n * 4 / 3,
+            "grew to {}",
+            t.table.slots.len()
+        );
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(t.call(fingerprint(0, key.as_bytes())), Some(i), "{key}");
+        }
+        // A tenant is part of the call's identity.
+        assert_eq!(t.call(fingerprint(1, keys[0].as_bytes())), Some(n));
+        assert_eq!(t.calls.len(), n + 1);
     }
 
     #[test]

@@ -425,6 +425,9 @@ pub async fn compliance(engine: &QueryEngine, scope: &Scope) -> Result<Complianc
             super::calls::compliance_facets(engine, scope),
             collect(engine, &pii_sql)
         )?;
+        let Some(facets) = facets else {
+            return compliance_sql(engine, scope).await;
+        };
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "compliance report computed in process"
