@@ -16,18 +16,15 @@
 //! the two computations on the same store.
 
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, RecordBatch,
-    StringViewArray,
+    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, ListArray,
+    RecordBatch, StringViewArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type};
-use datafusion::physical_expr::expressions::col as physical_col;
 use datafusion::physical_plan::SendableRecordBatchStream;
-use datafusion::physical_plan::repartition::RepartitionExec;
-use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 use futures::StreamExt;
 use genai_audit_core::Usd;
 use genai_audit_core::money::USD_SCALE;
@@ -44,7 +41,8 @@ use crate::error::{Error, Result};
 const SPANS_SQL: &str = concat!(
     "SELECT tenant, COALESCE(call_id, record_id) AS call_key,
        COALESCE(response_model, request_model) AS model, user_id, start_time, input_tokens,
-       output_tokens, total_cost_usd, duration_ms, status = 'error' AS error, pii_detected, ",
+       output_tokens, total_cost_usd, duration_ms, status = 'error' AS error, pii_detected,
+       CASE WHEN pii_detected THEN pii_types END AS pii_types, ",
     class_rank!(),
     " AS class_rank
 FROM audit_log
@@ -53,61 +51,83 @@ WHERE ",
     " AND {scope}"
 );
 
-/// The facets of the compliance report of `scope`, in process: the rows
-/// [`COMPLIANCE_SQL`](super::compliance::COMPLIANCE_SQL) would give; `None` when the period
-/// holds a value the fold cannot (see [`Call`]), for the caller to compute them with SQL.
+/// The compliance report of `scope` computed in process: the facet rows
+/// [`COMPLIANCE_SQL`](super::compliance::COMPLIANCE_SQL) would give and the PII types
+/// [`COMPLIANCE_PII_SQL`](super::compliance::COMPLIANCE_PII_SQL) would count (by calls, most
+/// first); `None` when the period holds a value the fold cannot (see [`Call`]), for the
+/// caller to compute the report with SQL.
 pub(super) async fn compliance_facets(
     engine: &QueryEngine,
     scope: &Scope,
-) -> Result<Option<Vec<FacetRow>>> {
-    let partitions = engine.context().copied_config().target_partitions().max(1);
+) -> Result<Option<(Vec<FacetRow>, Vec<(String, u64)>)>> {
+    let threads = engine.context().copied_config().target_partitions().max(1);
     let spans = engine.sql(&scope.apply(SPANS_SQL)).await?;
     let task_ctx = Arc::new(spans.task_ctx());
     let scan = spans.create_physical_plan().await?;
-    // Hash-partitioned by call, so that partitions hold disjoint calls. Put in the physical
-    // plan here: the optimizer drops a `DataFrame::repartition` that no operator requires.
-    let schema = scan.schema();
-    let by_call = vec![
-        physical_col("tenant", &schema)?,
-        physical_col("call_key", &schema)?,
-    ];
-    let plan = RepartitionExec::try_new(scan, Partitioning::Hash(by_call, partitions))?;
-    let streams = (0..partitions)
-        .map(|i| plan.execute(i, Arc::clone(&task_ctx)))
-        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    // Each of the scan's partitions folds its spans into shared shards of the calls, split
+    // by fingerprint (so a call's spans meet in one shard whichever partition read them).
+    // More shards than threads, so that a fold rarely waits for a shard another one holds.
+    // Repartitioning the spans by call instead (`RepartitionExec`) cost more than the fold.
+    let shards = threads * 4;
     // Sized up front: growing ~9 M calls by doubling spent more time copying and faulting in
-    // fresh pages than folding (perf). Hash partitions are even, within a few percent.
-    let per_partition = spans_bound(engine, scope) / partitions as u64;
-    let capacity = usize::try_from(per_partition + per_partition / 16 + 1024).unwrap_or(0);
+    // fresh pages than folding (perf). Shards are even, within a few percent.
+    let per_shard = spans_bound(engine, scope) / shards as u64;
+    let capacity = usize::try_from(per_shard + per_shard / 16 + 1024).unwrap_or(0);
+    let shared = Arc::new(Shared::new(shards, capacity));
+    let started = std::time::Instant::now();
     // In a set, so that the other partitions' folds stop when one fails or gives up.
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, stream) in streams.into_iter().enumerate() {
-        tasks.spawn(async move { (i, fold_partition(stream, capacity).await) });
+    for partition in 0..scan.properties().output_partitioning().partition_count() {
+        let spans = scan.execute(partition, Arc::clone(&task_ctx))?;
+        tasks.spawn(fold_partition(spans, Arc::clone(&shared)));
     }
-    let started = std::time::Instant::now();
-    let mut partials = Vec::with_capacity(partitions);
     while let Some(done) = tasks.join_next().await {
-        let (i, partial) = done.map_err(|e| Error::Task(format!("compliance report: {e}")))?;
-        let Some(partial) = partial? else {
+        let beyond = done.map_err(|e| Error::Task(format!("compliance report: {e}")))??;
+        if let Some(what) = beyond {
+            tracing::info!(
+                "compliance report: {what} in the period, more than the in-process fold \
+                 holds; computing the report with SQL instead"
+            );
             return Ok(None);
-        };
-        partials.push((i, partial));
+        }
     }
-    // In partition order: the float sums then do not depend on which fold ended first.
-    partials.sort_by_key(|&(i, _)| i);
-    let partials: Vec<Partial> = partials.into_iter().map(|(_, p)| p).collect();
     let folded = started.elapsed();
-    // Merging and selecting the percentiles of ~9 M durations take a while: off the
-    // runtime's workers.
-    let rows = tokio::task::spawn_blocking(move || Merged::of(partials).rows())
-        .await
-        .map_err(|e| Error::Task(format!("compliance report: {e}")))?;
+    let Shared { shards, names } = Arc::into_inner(shared)
+        .ok_or_else(|| Error::Task("compliance report: a fold outlived its task".into()))?;
+    let names = Arc::new(names.into_inner().map_err(poisoned)?);
+    // Summing ~9 M calls into facets and selecting the percentiles take a while: off the
+    // runtime's workers, one shard per task.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, shard) in shards.into_iter().enumerate() {
+        let shard = shard.into_inner().map_err(poisoned)?;
+        let names = Arc::clone(&names);
+        tasks.spawn_blocking(move || (i, shard.into_partial(&names)));
+    }
+    let mut partials = Vec::with_capacity(tasks.len());
+    while let Some(done) = tasks.join_next().await {
+        partials.push(done.map_err(|e| Error::Task(format!("compliance report: {e}")))?);
+    }
+    // In shard order: the float sums then do not depend on which task ended first.
+    partials.sort_by_key(|&(i, _)| i);
+    let summed = started.elapsed();
+    let merged = tokio::task::spawn_blocking(move || {
+        let merged = Merged::of(partials.into_iter().map(|(_, p)| p));
+        let pii = merged.pii_types();
+        (merged.rows(), pii)
+    })
+    .await
+    .map_err(|e| Error::Task(format!("compliance report: {e}")))?;
     tracing::debug!(
         fold_ms = folded.as_millis() as u64,
-        merge_ms = (started.elapsed() - folded).as_millis() as u64,
+        sum_ms = (summed - folded).as_millis() as u64,
+        merge_ms = (started.elapsed() - summed).as_millis() as u64,
         "compliance calls folded and merged"
     );
-    Ok(Some(rows))
+    Ok(Some(merged))
+}
+
+fn poisoned<T>(_: std::sync::PoisonError<T>) -> Error {
+    Error::Task("compliance report: a fold panicked".into())
 }
 
 /// At least as many rows as the spans of `scope`: the rows of the files whose tenant and
@@ -125,14 +145,14 @@ fn spans_bound(engine: &QueryEngine, scope: &Scope) -> u64 {
         .sum()
 }
 
-/// Folds one partition's spans into calls (room for `capacity` made first), then the calls
-/// into facets; `None` when a span had a value a [`Call`] cannot hold.
+/// Folds one partition's spans into the shared calls; `Some(what)` when a span had a value a
+/// [`Call`] cannot hold.
 async fn fold_partition(
     mut spans: SendableRecordBatchStream,
-    capacity: usize,
-) -> Result<Option<Partial>> {
+    shared: Arc<Shared>,
+) -> Result<Option<&'static str>> {
     let started = std::time::Instant::now();
-    let mut calls = CallTable::with_capacity(capacity);
+    let mut reader = Reader::default();
     let mut waited = std::time::Duration::ZERO;
     loop {
         let wait = std::time::Instant::now();
@@ -140,24 +160,16 @@ async fn fold_partition(
             break;
         };
         waited += wait.elapsed();
-        calls.fold(&batch?)?;
-        if let Some(what) = calls.beyond {
-            tracing::info!(
-                "compliance report: {what} in the period, more than the in-process fold \
-                 holds; computing the report with SQL instead"
-            );
-            return Ok(None);
+        if let Some(what) = reader.fold(&batch?, &shared)? {
+            return Ok(Some(what));
         }
     }
-    let folded = started.elapsed();
-    let partial = calls.into_partial();
     tracing::debug!(
         waited_ms = waited.as_millis() as u64,
-        fold_ms = (folded - waited).as_millis() as u64,
-        partial_ms = (started.elapsed() - folded).as_millis() as u64,
+        fold_ms = (started.elapsed() - waited).as_millis() as u64,
         "compliance partition folded"
     );
-    Ok(Some(partial))
+    Ok(None)
 }
 
 /// "No value" in a [`Call`]'s 32-bit fields.
@@ -174,7 +186,7 @@ const NO_COST: i64 = i64::MIN;
 /// fold spends most of its time touching fresh memory (perf: the kernel zeroing pages). So
 /// the fields are narrow, with sentinels for "none"; a value that does not fit (a token count
 /// beyond `u32`, a cost beyond ±9.2 M USD, more than 65,534 models) makes the report fall
-/// back to SQL ([`CallTable::beyond`]) rather than be wrong.
+/// back to SQL rather than be wrong.
 #[derive(Debug, Clone, Copy)]
 struct Call {
     /// The call's identity: the fingerprint of (tenant, call key), see [`fingerprint`].
@@ -187,22 +199,26 @@ struct Call {
     input: u32,
     /// Largest output tokens; [`NONE`]: none.
     output: u32,
-    /// Largest user id (interned in [`CallTable::users`]); [`NONE`]: none.
+    /// Largest user id (interned in [`Names::users`]); [`NONE`]: none.
     user: u32,
     /// Spans merged into the call.
     spans: u32,
     /// UTC day of the earliest `start_time`, days since 1970-01-01 (the day of the minimum is
     /// the minimum of the days); [`NO_DAY`]: none.
     day: i32,
-    /// Largest model (interned in [`CallTable::models`]); [`NO_MODEL`]: none.
+    /// Largest model (interned in [`Names::models`]); [`NO_MODEL`]: none.
     model: u16,
     /// Bit 0: any span an error; bit 1: any span PII-flagged; bits 2–3: the most sensitive
-    /// classification, 0 (public) to 3 (restricted).
-    flags: u8,
+    /// classification, 0 (public) to 3 (restricted); bit 4 + t: a PII-flagged span found PII
+    /// type t (interned in [`Names::pii_types`]).
+    flags: u16,
 }
 
-const ERROR: u8 = 1;
-const PII: u8 = 2;
+const ERROR: u16 = 1;
+const PII: u16 = 2;
+const CLASS: u16 = 0b1100;
+/// PII types a [`Call`] can hold.
+const PII_TYPES: usize = 12;
 
 impl Call {
     const EMPTY: Call = Call {
@@ -227,20 +243,65 @@ impl Call {
     }
 
     fn class_rank(&self) -> usize {
-        usize::from(self.flags >> 2)
+        usize::from((self.flags & CLASS) >> 2)
+    }
+
+    /// The PII types found (interned ids).
+    fn pii_types(&self) -> impl Iterator<Item = usize> {
+        let bits = self.flags >> 4;
+        (0..PII_TYPES).filter(move |t| bits & (1 << t) != 0)
+    }
+
+    /// Adds the span or call `other` to this call: the aggregates of
+    /// [`CALLS_CTE`](super::compliance::CALLS_CTE), with its NULL rules.
+    fn add(&mut self, other: &Call, names: &Mutex<Names>) -> std::result::Result<(), &'static str> {
+        self.spans = self
+            .spans
+            .checked_add(other.spans)
+            .ok_or("2³² spans in one call")?;
+        // Comparing names needs them; equal ids (the usual case) do not.
+        if self.model != other.model || self.user != other.user {
+            let names = names.lock().map_err(|_| "a panicked fold")?;
+            self.model = match (self.model, other.model) {
+                (NO_MODEL, m) | (m, NO_MODEL) => m,
+                (a, b) => names.models.max(u32::from(a), u32::from(b)) as u16,
+            };
+            self.user = names.users.max(self.user, other.user);
+        }
+        self.day = self.day.min(other.day);
+        self.input = max_some(self.input, other.input);
+        self.output = max_some(self.output, other.output);
+        // NO_COST is the least i64.
+        self.cost = self.cost.max(other.cost);
+        // `max` over floats as SQL orders them, NaN here meaning none.
+        if !other.duration.is_nan()
+            && (self.duration.is_nan() || other.duration.total_cmp(&self.duration).is_gt())
+        {
+            self.duration = other.duration;
+        }
+        let class = (self.flags & CLASS).max(other.flags & CLASS);
+        self.flags = ((self.flags | other.flags) & !CLASS) | class;
+        Ok(())
     }
 }
 
-/// The identity of the call `key` of tenant `tenant` (interned id) in a [`CallTable`]: its
-/// 128-bit XXH3, instead of the ~48 key bytes (which would double the table's memory).
+/// The identity of the call `key` of the tenant whose name hashes to `tenant`: its 128-bit
+/// XXH3, instead of the ~48 key bytes (which would double the calls' memory).
 ///
 /// Two distinct calls are merged only if their fingerprints collide: with n calls, a chance
 /// of about n² / 2¹²⁹ (below 10⁻²⁰ for 10⁹ calls), the same assumption `record_id` (128 bits
 /// of SHA-256) already rests on. A sender who wants two calls counted as one needs no
 /// collision anyway: it can give them one `call_id`.
-fn fingerprint(tenant: u32, key: &[u8]) -> [u64; 2] {
-    let h = twox_hash::XxHash3_128::oneshot_with_seed(u64::from(tenant), key);
+fn fingerprint(tenant: u64, key: &[u8]) -> [u64; 2] {
+    let h = twox_hash::XxHash3_128::oneshot_with_seed(tenant, key);
     [h as u64, (h >> 64) as u64]
+}
+
+/// The seed of a tenant's fingerprints ([`fingerprint`]): the same in every partition.
+fn tenant_seed(tenant: Option<&str>) -> u64 {
+    // `\xff` is no UTF-8 string, so no tenant's name.
+    let name: &[u8] = tenant.map_or(b"\xff", str::as_bytes);
+    twox_hash::XxHash3_128::oneshot(name) as u64
 }
 
 /// Distinct strings, each stored once, numbered in order of arrival.
@@ -295,22 +356,67 @@ impl Interner {
     }
 }
 
-/// The calls of one partition: a hash table over their fingerprints, and one [`Call`] each.
+/// The names the calls refer to by number, shared by all partitions' folds.
 #[derive(Debug, Default)]
-struct CallTable {
-    table: FpTable,
-    calls: Vec<Call>,
-    tenant_names: Interner,
+struct Names {
     models: Interner,
     users: Interner,
+    pii_types: Interner,
+}
+
+/// What the partitions' folds share: the calls, in shards by fingerprint, and their names.
+///
+/// A fold locks one shard at a time, for one batch's spans of that shard, and takes the
+/// names' lock only to number a name it has not seen in the batch, or inside a shard to
+/// compare two names (the lock order is shard, then names).
+#[derive(Debug)]
+struct Shared {
+    shards: Vec<Mutex<Calls>>,
+    names: Mutex<Names>,
+}
+
+impl Shared {
+    /// `shards` shards, with room for `capacity` calls each.
+    fn new(shards: usize, capacity: usize) -> Self {
+        Self {
+            shards: (0..shards)
+                .map(|_| Mutex::new(Calls::with_capacity(capacity)))
+                .collect(),
+            names: Mutex::default(),
+        }
+    }
+
+    /// The shard of the call `fp`.
+    fn shard(&self, fp: &[u64; 2]) -> usize {
+        // The table's slot comes from fp[0] and its tag from fp[1]'s high half: the low half
+        // is free to pick the shard.
+        (fp[1] as u32 as usize) % self.shards.len()
+    }
+}
+
+/// Calls: a table over their fingerprints, and one [`Call`] each.
+#[derive(Debug, Default)]
+struct Calls {
+    table: FpTable,
+    calls: Vec<Call>,
+}
+
+/// One partition's reading of its batches into spans for the shared calls.
+#[derive(Debug, Default)]
+struct Reader {
+    /// Tenant names by view, numbered by [`Reader::tenants`].
     tenant_views: ViewIds,
+    tenants: Interner,
+    /// The fingerprint seed of each of [`Reader::tenants`].
+    seeds: Vec<u64>,
     model_views: ViewIds,
     user_views: ViewIds,
-    /// The current batch's fingerprints (kept for its allocation).
-    fps: Vec<[u64; 2]>,
-    /// Set when a span had a value a [`Call`] cannot hold: what it was. The figures are then
-    /// incomplete, and the report is computed by SQL instead.
-    beyond: Option<&'static str>,
+    /// The PII type names seen, with their shared ids.
+    pii_types: Vec<(Box<str>, u16)>,
+    /// The current batch's spans, each as a call of one span, and their order by shard.
+    spans: Vec<Call>,
+    by_shard: Vec<u32>,
+    shard_ends: Vec<usize>,
 }
 
 /// The interned ids of one batch's views of a string column.
@@ -331,23 +437,33 @@ impl ViewIds {
         self.last = None;
     }
 
-    /// The interned id of `array[row]` ([`NONE`] for NULL).
-    fn id(&mut self, array: &StringViewArray, row: usize, interner: &mut Interner) -> u32 {
+    /// The id of `array[row]` ([`NONE`] for NULL), `intern` numbering a string not seen in
+    /// this batch.
+    fn id<E>(
+        &mut self,
+        array: &StringViewArray,
+        row: usize,
+        intern: impl FnOnce(&str) -> std::result::Result<u32, E>,
+    ) -> std::result::Result<u32, E> {
         if !array.is_valid(row) {
-            return NONE;
+            return Ok(NONE);
         }
         let view = array.views()[row];
         if let Some((v, id)) = self.last
             && v == view
         {
-            return id;
+            return Ok(id);
         }
-        let id = *self
-            .ids
-            .entry(view)
-            .or_insert_with(|| interner.id(array.value(row)));
+        let id = match self.ids.get(&view) {
+            Some(&id) => id,
+            None => {
+                let id = intern(array.value(row))?;
+                self.ids.insert(view, id);
+                id
+            }
+        };
         self.last = Some((view, id));
-        id
+        Ok(id)
     }
 }
 
@@ -473,6 +589,9 @@ struct SpanColumns {
     error: BooleanArray,
     pii: BooleanArray,
     class_rank: Int64Array,
+    /// The PII types of PII-flagged spans: offsets into `pii_type_names`.
+    pii_types: Option<ListArray>,
+    pii_type_names: StringViewArray,
 }
 
 fn column(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef> {
@@ -529,6 +648,20 @@ impl SpanColumns {
                 )));
             }
         };
+        let pii_types = batch
+            .column_by_name("pii_types")
+            .ok_or_else(|| unexpected("no column pii_types".into()))?;
+        let (pii_types, pii_type_names) = match pii_types.data_type() {
+            DataType::Null => (None, StringViewArray::from(Vec::<&str>::new())),
+            _ => {
+                let list = pii_types.as_list_opt::<i32>().ok_or_else(|| {
+                    unexpected(format!("column pii_types is {}", pii_types.data_type()))
+                })?;
+                let names = cast(list.values(), &DataType::Utf8View)
+                    .map_err(|e| unexpected(format!("column pii_types: {e}")))?;
+                (Some(list.clone()), names.as_string_view().clone())
+            }
+        };
         Ok(Self {
             tenant: text("tenant")?,
             call_key: text("call_key")?,
@@ -544,11 +677,193 @@ impl SpanColumns {
             error: boolean("error")?,
             pii: boolean("pii_detected")?,
             class_rank: int("class_rank")?,
+            pii_types,
+            pii_type_names,
         })
     }
 }
 
-impl CallTable {
+impl Reader {
+    /// Folds one batch of [`SPANS_SQL`] into `shared`'s calls; `Some(what)`, and nothing
+    /// folded, when a span has a value a [`Call`] cannot hold.
+    fn fold(&mut self, batch: &RecordBatch, shared: &Shared) -> Result<Option<&'static str>> {
+        let c = SpanColumns::of(batch)?;
+        self.tenant_views.clear();
+        self.model_views.clear();
+        self.user_views.clear();
+        self.spans.clear();
+        for row in 0..batch.num_rows() {
+            match self.span(&c, row, &shared.names)? {
+                Ok(span) => self.spans.push(span),
+                Err(what) => return Ok(Some(what)),
+            }
+        }
+        // The spans in shard order (a counting sort), so that each shard is locked once.
+        let shards = shared.shards.len();
+        self.shard_ends.clear();
+        self.shard_ends.resize(shards + 1, 0);
+        for span in &self.spans {
+            self.shard_ends[shared.shard(&span.fp) + 1] += 1;
+        }
+        for s in 0..shards {
+            self.shard_ends[s + 1] += self.shard_ends[s];
+        }
+        let mut next = self.shard_ends.clone();
+        self.by_shard.clear();
+        self.by_shard.resize(self.spans.len(), 0);
+        for (i, span) in self.spans.iter().enumerate() {
+            let s = shared.shard(&span.fp);
+            self.by_shard[next[s]] = i as u32;
+            next[s] += 1;
+        }
+        // Each shard once: those free first, then waiting for the others.
+        let mut pending: Vec<usize> = (0..shards)
+            .filter(|&s| self.shard_ends[s + 1] > self.shard_ends[s])
+            .collect();
+        while !pending.is_empty() {
+            let free =
+                pending
+                    .iter()
+                    .enumerate()
+                    .find_map(|(k, &s)| match shared.shards[s].try_lock() {
+                        Ok(guard) => Some((k, s, guard)),
+                        Err(_) => None,
+                    });
+            let (k, s, mut calls) = match free {
+                Some(free) => free,
+                None => {
+                    let s = pending[0];
+                    (0, s, shared.shards[s].lock().map_err(poisoned)?)
+                }
+            };
+            pending.swap_remove(k);
+            let rows = &self.by_shard[self.shard_ends[s]..self.shard_ends[s + 1]];
+            let spans = rows.iter().map(|&i| self.spans[i as usize]);
+            if let Err(what) = calls.add(spans, &shared.names) {
+                return Ok(Some(what));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Row `row` of `c` as a call of one span; `Err` inside: which value a [`Call`] cannot
+    /// hold.
+    fn span(
+        &mut self,
+        c: &SpanColumns,
+        row: usize,
+        names: &Mutex<Names>,
+    ) -> Result<std::result::Result<Call, &'static str>> {
+        let Self { tenants, seeds, .. } = self;
+        let tenant = self.tenant_views.id(&c.tenant, row, |t| {
+            let id = tenants.id(t);
+            if id as usize == seeds.len() {
+                seeds.push(tenant_seed(Some(t)));
+            }
+            Ok::<_, Error>(id)
+        })?;
+        let seed = match tenant {
+            NONE => tenant_seed(None),
+            t => self.seeds[t as usize],
+        };
+        // COALESCE(call_id, record_id) is NULL only for a record without an id: such rows
+        // form one call per tenant, as `GROUP BY` puts NULL keys together. (`\xff` is no
+        // UTF-8 string, so no key's bytes.)
+        let key: &[u8] = if c.call_key.is_valid(row) {
+            c.call_key.value(row).as_bytes()
+        } else {
+            b"\xff"
+        };
+        let mut span = Call {
+            fp: fingerprint(seed, key),
+            spans: 1,
+            ..Call::EMPTY
+        };
+        let lock = || names.lock().map_err(poisoned);
+        let model = self
+            .model_views
+            .id(&c.model, row, |m| Ok::<_, Error>(lock()?.models.id(m)))?;
+        span.model = match model {
+            NONE => NO_MODEL,
+            m => match u16::try_from(m).ok().filter(|&m| m != NO_MODEL) {
+                Some(m) => m,
+                None => return Ok(Err("more than 65,534 models")),
+            },
+        };
+        span.user = self
+            .user_views
+            .id(&c.user, row, |u| Ok::<_, Error>(lock()?.users.id(u)))?;
+        if c.start.is_valid(row) {
+            // i64 µs / a day's µs always fits an i32.
+            let day = c.start.value(row).div_euclid(DAY_US);
+            span.day = i32::try_from(day).unwrap_or(NO_DAY - 1);
+        }
+        let tokens = |a: &Int64Array| -> std::result::Result<u32, &'static str> {
+            if !a.is_valid(row) {
+                return Ok(NONE);
+            }
+            u32::try_from(a.value(row))
+                .ok()
+                .filter(|&t| t != NONE)
+                .ok_or("a token count beyond 0..2³²−1")
+        };
+        match (tokens(&c.input), tokens(&c.output)) {
+            (Ok(input), Ok(output)) => (span.input, span.output) = (input, output),
+            (Err(what), _) | (_, Err(what)) => return Ok(Err(what)),
+        }
+        if let Some(cost) = &c.cost
+            && cost.is_valid(row)
+        {
+            match i64::try_from(cost.value(row))
+                .ok()
+                .filter(|&v| v != NO_COST)
+            {
+                Some(cost) => span.cost = cost,
+                None => return Ok(Err("a cost beyond ±9.2 M USD")),
+            }
+        }
+        if c.duration.is_valid(row) {
+            span.duration = c.duration.value(row);
+        }
+        if c.error.is_valid(row) && c.error.value(row) {
+            span.flags |= ERROR;
+        }
+        if c.pii.is_valid(row) && c.pii.value(row) {
+            span.flags |= PII;
+        }
+        if c.class_rank.is_valid(row) {
+            span.flags |= (c.class_rank.value(row).clamp(0, 3) as u16) << 2;
+        }
+        if let Some(list) = &c.pii_types
+            && list.is_valid(row)
+        {
+            let offsets = list.value_offsets();
+            for v in offsets[row] as usize..offsets[row + 1] as usize {
+                // `unnest` gives a NULL element a NULL type, which the report leaves out.
+                if !c.pii_type_names.is_valid(v) {
+                    continue;
+                }
+                let name = c.pii_type_names.value(v);
+                let id = match self.pii_types.iter().find(|(n, _)| **n == *name) {
+                    Some(&(_, id)) => id,
+                    None => {
+                        let id = lock()?.pii_types.id(name);
+                        let Some(id) = u16::try_from(id).ok().filter(|&i| (i as usize) < PII_TYPES)
+                        else {
+                            return Ok(Err("more than 12 PII types"));
+                        };
+                        self.pii_types.push((name.into(), id));
+                        id
+                    }
+                };
+                span.flags |= 1 << (4 + id);
+            }
+        }
+        Ok(Ok(span))
+    }
+}
+
+impl Calls {
     /// Room for `calls` calls without growing.
     fn with_capacity(calls: usize) -> Self {
         // The bound counts whole files: it can be far above what the period holds. Untouched
@@ -556,7 +871,7 @@ impl CallTable {
         // the process: then the table and the calls grow as needed instead.
         let mut t = Self {
             table: FpTable::with_capacity(calls),
-            ..Self::default()
+            calls: Vec::new(),
         };
         if t.calls.try_reserve_exact(calls).is_err() || t.table.slots.len() < calls {
             tracing::debug!(
@@ -583,120 +898,37 @@ impl CallTable {
         }
     }
 
-    /// Folds one batch of [`SPANS_SQL`] into the calls; stops at the first value a [`Call`]
-    /// cannot hold, setting [`CallTable::beyond`].
-    fn fold(&mut self, batch: &RecordBatch) -> Result<()> {
-        /// Rows whose table slots are loaded together ([`FpTable::touch`]): their cache lines
-        /// (64 KiB) stay in L2 until probed.
-        const AHEAD: usize = 1024;
-        let c = SpanColumns::of(batch)?;
-        self.tenant_views.clear();
-        self.model_views.clear();
-        self.user_views.clear();
-        let mut fps = std::mem::take(&mut self.fps);
-        fps.clear();
-        for row in 0..batch.num_rows() {
-            let tenant = self.tenant_views.id(&c.tenant, row, &mut self.tenant_names);
-            // COALESCE(call_id, record_id) is NULL only for a record without an id: such
-            // rows form one call per tenant, as `GROUP BY` puts NULL keys together. (`\xff`
-            // is no UTF-8 string, so no key's bytes.)
-            let key: &[u8] = if c.call_key.is_valid(row) {
-                c.call_key.value(row).as_bytes()
-            } else {
-                b"\xff"
-            };
-            fps.push(fingerprint(tenant, key));
-        }
-        'rows: for (chunk, ahead) in fps.chunks(AHEAD).enumerate() {
-            self.table.touch(ahead);
-            for (j, fp) in ahead.iter().enumerate() {
-                if let Err(what) = self.fold_row(&c, chunk * AHEAD + j, *fp) {
-                    self.beyond = Some(what);
-                    break 'rows;
-                }
-            }
-        }
-        self.fps = fps;
-        Ok(())
-    }
-
-    /// Folds row `row` of `c`, of the call `fp`; `Err`: which value a [`Call`] cannot hold.
-    fn fold_row(
+    /// Adds `spans` (calls of one span each) to their calls.
+    fn add(
         &mut self,
-        c: &SpanColumns,
-        row: usize,
-        fp: [u64; 2],
+        spans: impl ExactSizeIterator<Item = Call> + Clone,
+        names: &Mutex<Names>,
     ) -> std::result::Result<(), &'static str> {
-        let model = match self.model_views.id(&c.model, row, &mut self.models) {
-            NONE => NO_MODEL,
-            m => u16::try_from(m)
-                .ok()
-                .filter(|&m| m != NO_MODEL)
-                .ok_or("more than 65,534 models")?,
-        };
-        let user = self.user_views.id(&c.user, row, &mut self.users);
-        let i = self.call(fp).ok_or("more than 2³² − 2 calls")?;
-        let (models, users) = (&self.models, &self.users);
-        let call = &mut self.calls[i];
-        call.spans = call.spans.checked_add(1).ok_or("2³² spans in one call")?;
-        call.model = match (call.model, model) {
-            (NO_MODEL, m) | (m, NO_MODEL) => m,
-            (a, b) => models.max(u32::from(a), u32::from(b)) as u16,
-        };
-        call.user = users.max(call.user, user);
-        if c.start.is_valid(row) {
-            let day = c.start.value(row).div_euclid(DAY_US);
-            // i64 µs / a day's µs always fits an i32.
-            call.day = call.day.min(i32::try_from(day).unwrap_or(NO_DAY - 1));
-        }
-        let tokens = |a: &Int64Array| -> std::result::Result<u32, &'static str> {
-            if !a.is_valid(row) {
-                return Ok(NONE);
+        /// Spans whose table slots are loaded together ([`FpTable::touch`]): their cache
+        /// lines (64 KiB) stay in L2 until probed.
+        const AHEAD: usize = 1024;
+        let mut ahead = spans.clone();
+        let mut fps = [[0u64; 2]; AHEAD];
+        for (n, span) in spans.enumerate() {
+            if n % AHEAD == 0 {
+                let k = ahead.by_ref().take(AHEAD).fold(0, |k, s| {
+                    fps[k] = s.fp;
+                    k + 1
+                });
+                self.table.touch(&fps[..k]);
             }
-            u32::try_from(a.value(row))
-                .ok()
-                .filter(|&t| t != NONE)
-                .ok_or("a token count beyond 0..2³²−1")
-        };
-        let (input, output) = (tokens(&c.input)?, tokens(&c.output)?);
-        // NONE is u32::MAX: the larger of two counts, none ignored.
-        call.input = max_some(call.input, input);
-        call.output = max_some(call.output, output);
-        if let Some(cost) = &c.cost
-            && cost.is_valid(row)
-        {
-            let cost = i64::try_from(cost.value(row))
-                .ok()
-                .filter(|&v| v != NO_COST)
-                .ok_or("a cost beyond ±9.2 M USD")?;
-            call.cost = call.cost.max(cost);
-        }
-        if c.duration.is_valid(row) {
-            let d = c.duration.value(row);
-            // `max` over floats as SQL orders them (NaN largest), NaN here meaning none.
-            if call.duration.is_nan() || d.total_cmp(&call.duration).is_gt() {
-                call.duration = d;
-            }
-        }
-        if c.error.is_valid(row) && c.error.value(row) {
-            call.flags |= ERROR;
-        }
-        if c.pii.is_valid(row) && c.pii.value(row) {
-            call.flags |= PII;
-        }
-        if c.class_rank.is_valid(row) {
-            let r = c.class_rank.value(row).clamp(0, 3) as u8;
-            if r > call.flags >> 2 {
-                call.flags = (call.flags & (ERROR | PII)) | (r << 2);
-            }
+            let i = self
+                .call(span.fp)
+                .ok_or("more than 2³² − 2 calls in a shard")?;
+            self.calls[i].add(&span, names)?;
         }
         Ok(())
     }
 
-    /// Sums the calls into this partition's facets.
-    fn into_partial(self) -> Partial {
-        let users = self.users.strings.len();
-        let models = self.models.strings.len();
+    /// Sums the calls into this shard's facets.
+    fn into_partial(self, names: &Names) -> Partial {
+        let users = names.users.strings.len();
+        let models = names.models.strings.len();
         let mut p = Partial {
             total: Acc::new(users),
             models: (0..=models).map(|_| Acc::new(users)).collect(),
@@ -704,8 +936,10 @@ impl CallTable {
             users: vec![Figures::default(); users],
             classes: [0; 4],
             latency: [0; 10],
-            model_names: self.models.strings,
-            user_names: self.users.strings,
+            pii_types: vec![0; names.pii_types.strings.len()],
+            model_names: names.models.strings.clone(),
+            user_names: names.users.strings.clone(),
+            pii_type_names: names.pii_types.strings.clone(),
         };
         // The last model slot holds the calls without a model.
         let model = |c: &Call| {
@@ -732,6 +966,9 @@ impl CallTable {
             }
             p.classes[call.class_rank()] += 1;
             p.latency[latency_bucket(call.duration)] += 1;
+            for t in call.pii_types() {
+                p.pii_types[t] += 1;
+            }
         }
         let reserve = |a: &mut Acc| a.durations = Vec::with_capacity(a.timed as usize);
         reserve(&mut p.total);
@@ -778,8 +1015,10 @@ struct Acc {
     duration_sum: f64,
     /// Calls with a duration.
     timed: u64,
-    /// Their durations (filled after the figures, see [`CallTable::into_partial`]).
+    /// Their durations (filled after the figures, see [`Calls::into_partial`]).
     durations: Vec<f64>,
+    /// More of them, from the other shards (see [`Acc::merge`]).
+    more_durations: Vec<Vec<f64>>,
     /// Bit `u` set: the user interned as `u` made one of the calls.
     users: Vec<u64>,
 }
@@ -811,11 +1050,11 @@ impl Acc {
         self.no_user += other.no_user;
         self.duration_sum += other.duration_sum;
         self.timed += other.timed;
+        // Joined once, in `row`: joining shard by shard copied the growing vector each time.
         if self.durations.is_empty() {
             self.durations = other.durations;
-        } else {
-            self.durations.reserve_exact(other.durations.len());
-            self.durations.extend_from_slice(&other.durations);
+        } else if !other.durations.is_empty() {
+            self.more_durations.push(other.durations);
         }
         for u in bits(&other.users) {
             let g = user_map[u] as usize;
@@ -828,6 +1067,15 @@ impl Acc {
 
     /// The facet row of these calls (the latency figures computed here).
     fn row(mut self, facet: Facet, key: Option<String>) -> FacetRow {
+        if !self.more_durations.is_empty() {
+            let n = self.durations.len() + self.more_durations.iter().map(Vec::len).sum::<usize>();
+            let mut all = Vec::with_capacity(n);
+            all.append(&mut self.durations);
+            for mut more in self.more_durations.drain(..) {
+                all.append(&mut more);
+            }
+            self.durations = all;
+        }
         let n = self.durations.len();
         let [p50, p95, p99] = percentiles(&mut self.durations);
         FacetRow {
@@ -934,8 +1182,11 @@ struct Partial {
     classes: [u64; 4],
     /// Calls by latency bucket.
     latency: [u64; 10],
+    /// Calls by PII type id.
+    pii_types: Vec<u64>,
     model_names: Vec<Box<str>>,
     user_names: Vec<Box<str>>,
+    pii_type_names: Vec<Box<str>>,
 }
 
 /// The partitions' facets merged, keyed by name.
@@ -948,11 +1199,12 @@ struct Merged {
     user_figures: Vec<Figures>,
     classes: [u64; 4],
     latency: [u64; 10],
+    pii_types: FxHashMap<Box<str>, u64>,
 }
 
 impl Merged {
     /// The partitions' facets, merged.
-    fn of(partials: Vec<Partial>) -> Self {
+    fn of(partials: impl IntoIterator<Item = Partial>) -> Self {
         let mut merged = Merged::default();
         for p in partials {
             merged.add(p);
@@ -986,6 +1238,23 @@ impl Merged {
         for (a, b) in self.latency.iter_mut().zip(p.latency) {
             *a += b;
         }
+        for (name, n) in p.pii_type_names.into_iter().zip(p.pii_types) {
+            if n > 0 {
+                *self.pii_types.entry(name).or_default() += n;
+            }
+        }
+    }
+
+    /// Calls by PII type, most first (ties: by name), as
+    /// [`COMPLIANCE_PII_SQL`](super::compliance::COMPLIANCE_PII_SQL) orders them.
+    fn pii_types(&self) -> Vec<(String, u64)> {
+        let mut types: Vec<(String, u64)> = self
+            .pii_types
+            .iter()
+            .map(|(name, &n)| (name.to_string(), n))
+            .collect();
+        types.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        types
     }
 
     /// The rows [`COMPLIANCE_SQL`](super::compliance::COMPLIANCE_SQL) would give.
@@ -1183,7 +1452,7 @@ mod tests {
 
     #[test]
     fn an_impossible_reservation_falls_back_to_growing() {
-        let mut t = CallTable::with_capacity(usize::MAX / 8);
+        let mut t = Calls::with_capacity(usize::MAX / 8);
         let key = b"openai:chatcmpl-1";
         let i = t.call(fingerprint(0, key));
         assert_eq!((i, t.call(fingerprint(0, key))), (Some(0), Some(0)));
@@ -1192,7 +1461,7 @@ mod tests {
 
     #[test]
     fn the_table_grows_and_finds_every_call_again() {
-        let mut t = CallTable::default();
+        let mut t = Calls::default();
         let n = 50_000;
         let keys: Vec<String> = (0..n).map(|i| format!("openai:chatcmpl-{i}")).collect();
         for (i, key) in keys.iter().enumerate() {

@@ -420,19 +420,14 @@ pub async fn compliance(engine: &QueryEngine, scope: &Scope) -> Result<Complianc
         compliance_sql(engine, scope).await
     } else {
         let started = std::time::Instant::now();
-        let pii_sql = scope.apply(COMPLIANCE_PII_SQL);
-        let (facets, pii) = futures::try_join!(
-            super::calls::compliance_facets(engine, scope),
-            collect(engine, &pii_sql)
-        )?;
-        let Some(facets) = facets else {
+        let Some((facets, pii)) = super::calls::compliance_facets(engine, scope).await? else {
             return compliance_sql(engine, scope).await;
         };
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "compliance report computed in process"
         );
-        assemble(scope, facets, &pii)
+        assemble(scope, facets, pii)
     }
 }
 
@@ -463,7 +458,20 @@ pub async fn compliance_sql(engine: &QueryEngine, scope: &Scope) -> Result<Compl
     for batch in &main {
         FacetRow::read(batch, &mut rows)?;
     }
-    assemble(scope, rows, &pii)
+    let mut pii_types = Vec::new();
+    for batch in &pii {
+        let rows = Rows::new("compliance PII", batch);
+        let names = rows.strings("pii_type")?;
+        let counts = rows.counts("requests")?;
+        // `unnest` gives a NULL element a NULL type: not a type.
+        pii_types.extend(
+            names
+                .into_iter()
+                .zip(counts)
+                .filter_map(|(n, c)| Some((n?, c))),
+        );
+    }
+    assemble(scope, rows, pii_types)
 }
 
 /// Which aggregation a [`FacetRow`] comes from (the `facet` column of [`COMPLIANCE_SQL`]).
@@ -579,8 +587,12 @@ impl FacetRow {
     }
 }
 
-/// The report from its facet rows and the rows of [`COMPLIANCE_PII_SQL`].
-fn assemble(scope: &Scope, facets: Vec<FacetRow>, pii: &[RecordBatch]) -> Result<ComplianceReport> {
+/// The report of `scope` from its facet rows and its calls by PII type.
+fn assemble(
+    scope: &Scope,
+    facets: Vec<FacetRow>,
+    pii_types: Vec<(String, u64)>,
+) -> Result<ComplianceReport> {
     let mut report = ComplianceReport {
         scope: scope.clone(),
         generated_at: super::now(),
@@ -696,16 +708,10 @@ fn assemble(scope: &Scope, facets: Vec<FacetRow>, pii: &[RecordBatch]) -> Result
         }
     }
 
-    for batch in pii {
-        let rows = Rows::new("compliance PII", batch);
-        let names = rows.strings("pii_type")?;
-        let counts = rows.counts("requests")?;
-        for (name, requests) in names.into_iter().zip(counts) {
-            if let Some(name) = name {
-                report.pii_types.push(NamedCount { name, requests });
-            }
-        }
-    }
+    report.pii_types = pii_types
+        .into_iter()
+        .map(|(name, requests)| NamedCount { name, requests })
+        .collect();
     report.pii_types.sort_by(|a, b| {
         b.requests
             .cmp(&a.requests)
