@@ -73,8 +73,14 @@ pub(super) async fn compliance_facets(
     // fresh pages than folding (perf). Shards are even, within a few percent.
     let per_shard = spans_bound(engine, scope) / shards as u64;
     let capacity = usize::try_from(per_shard + per_shard / 16 + 1024).unwrap_or(0);
-    let shared = Arc::new(Shared::new(shards, capacity));
     let started = std::time::Instant::now();
+    let shared = Arc::new(Shared::new(shards, capacity));
+    tracing::debug!(
+        shards,
+        capacity,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "compliance report: room made for the calls"
+    );
     // In a set, so that the other partitions' folds stop when one fails or gives up.
     let mut tasks = tokio::task::JoinSet::new();
     for partition in 0..scan.properties().output_partitioning().partition_count() {
@@ -95,13 +101,22 @@ pub(super) async fn compliance_facets(
     let Shared { shards, names } = Arc::into_inner(shared)
         .ok_or_else(|| Error::Task("compliance report: a fold outlived its task".into()))?;
     let names = Arc::new(names.into_inner().map_err(poisoned)?);
+    let calls = Arc::new(
+        shards
+            .into_iter()
+            .map(|shard| Ok(shard.into_inner().map_err(poisoned)?.calls))
+            .collect::<Result<Vec<_>>>()?,
+    );
     // Summing ~9 M calls into facets and selecting the percentiles take a while: off the
-    // runtime's workers, one shard per task.
+    // runtime's workers, one task per shard and one for the percentiles.
+    let percentiles = {
+        let (calls, names) = (Arc::clone(&calls), Arc::clone(&names));
+        tokio::task::spawn_blocking(move || Percentiles::of(&calls, &names))
+    };
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, shard) in shards.into_iter().enumerate() {
-        let shard = shard.into_inner().map_err(poisoned)?;
-        let names = Arc::clone(&names);
-        tasks.spawn_blocking(move || (i, shard.into_partial(&names)));
+    for i in 0..calls.len() {
+        let (calls, names) = (Arc::clone(&calls), Arc::clone(&names));
+        tasks.spawn_blocking(move || (i, partial(&calls[i], &names)));
     }
     let mut partials = Vec::with_capacity(tasks.len());
     while let Some(done) = tasks.join_next().await {
@@ -110,13 +125,12 @@ pub(super) async fn compliance_facets(
     // In shard order: the float sums then do not depend on which task ended first.
     partials.sort_by_key(|&(i, _)| i);
     let summed = started.elapsed();
-    let merged = tokio::task::spawn_blocking(move || {
-        let merged = Merged::of(partials.into_iter().map(|(_, p)| p));
-        let pii = merged.pii_types();
-        (merged.rows(), pii)
-    })
-    .await
-    .map_err(|e| Error::Task(format!("compliance report: {e}")))?;
+    let percentiles = percentiles
+        .await
+        .map_err(|e| Error::Task(format!("compliance report: {e}")))?;
+    let merged = Merged::of(partials.into_iter().map(|(_, p)| p));
+    let pii = merged.pii_types();
+    let merged = (merged.rows(percentiles), pii);
     tracing::debug!(
         fold_ms = folded.as_millis() as u64,
         sum_ms = (summed - folded).as_millis() as u64,
@@ -924,65 +938,146 @@ impl Calls {
         }
         Ok(())
     }
+}
 
-    /// Sums the calls into this shard's facets.
-    fn into_partial(self, names: &Names) -> Partial {
-        let users = names.users.strings.len();
+/// Sums a shard's calls into its facets (all but the latency percentiles: [`Percentiles`]).
+fn partial(calls: &[Call], names: &Names) -> Partial {
+    let users = names.users.strings.len();
+    let models = names.models.strings.len();
+    let mut p = Partial {
+        total: Acc::new(users),
+        models: (0..=models).map(|_| Acc::new(users)).collect(),
+        days: FxHashMap::default(),
+        users: vec![Figures::default(); users],
+        classes: [0; 4],
+        latency: [0; 10],
+        pii_types: vec![0; names.pii_types.strings.len()],
+        model_names: names.models.strings.clone(),
+        user_names: names.users.strings.clone(),
+        pii_type_names: names.pii_types.strings.clone(),
+    };
+    // The last model slot holds the calls without a model.
+    let model = |c: &Call| {
+        if c.model == NO_MODEL {
+            models
+        } else {
+            usize::from(c.model)
+        }
+    };
+    let day = |c: &Call| (c.day != NO_DAY).then(|| i64::from(c.day));
+    for call in calls {
+        p.total.add(call);
+        p.models[model(call)].add(call);
+        if let Some(day) = day(call) {
+            p.days
+                .entry(day)
+                .or_insert_with(|| Acc::new(users))
+                .add(call);
+        }
+        if call.user != NONE {
+            p.users[call.user as usize].add(call);
+        }
+        p.classes[call.class_rank()] += 1;
+        p.latency[latency_bucket(call.duration)] += 1;
+        for t in call.pii_types() {
+            p.pii_types[t] += 1;
+        }
+    }
+    p
+}
+
+/// p50, p95 and p99 of the durations of a group of calls.
+type Latency = [Option<f64>; 3];
+
+/// The latency percentiles of the report's groups.
+#[derive(Debug, Default)]
+struct Percentiles {
+    total: Latency,
+    /// By model name (`None`: the calls without a model).
+    models: FxHashMap<Option<Box<str>>, Latency>,
+    /// By day (days since 1970-01-01, UTC).
+    days: FxHashMap<i64, Latency>,
+}
+
+impl Percentiles {
+    /// The percentiles of the calls of all `shards`. The durations are gathered by model
+    /// into one buffer and each model's selected in its slice, then the total's in the whole
+    /// buffer; the days' likewise in a second buffer, in a second thread. Two buffers of all
+    /// the durations in all (~75 MB each for a 30-day report), instead of one per group and
+    /// shard: fresh memory is what the report spends most on.
+    fn of(shards: &[Vec<Call>], names: &Names) -> Self {
+        let calls = || shards.iter().flatten().filter(|c| !c.duration.is_nan());
         let models = names.models.strings.len();
-        let mut p = Partial {
-            total: Acc::new(users),
-            models: (0..=models).map(|_| Acc::new(users)).collect(),
-            days: FxHashMap::default(),
-            users: vec![Figures::default(); users],
-            classes: [0; 4],
-            latency: [0; 10],
-            pii_types: vec![0; names.pii_types.strings.len()],
-            model_names: names.models.strings.clone(),
-            user_names: names.users.strings.clone(),
-            pii_type_names: names.pii_types.strings.clone(),
-        };
-        // The last model slot holds the calls without a model.
         let model = |c: &Call| {
-            if c.model == NO_MODEL {
+            Some(if c.model == NO_MODEL {
                 models
             } else {
                 usize::from(c.model)
-            }
+            })
         };
-        let day = |c: &Call| (c.day != NO_DAY).then(|| i64::from(c.day));
-        // Two passes: the figures and how many durations each group gets, then the durations
-        // into vectors of exactly that size (no growing).
-        for call in &self.calls {
-            p.total.add(call);
-            p.models[model(call)].add(call);
-            if let Some(day) = day(call) {
-                p.days
-                    .entry(day)
-                    .or_insert_with(|| Acc::new(users))
-                    .add(call);
+        std::thread::scope(|s| {
+            let days = s.spawn(|| {
+                let mut ids: FxHashMap<i32, usize> = FxHashMap::default();
+                for c in calls() {
+                    if c.day != NO_DAY {
+                        let n = ids.len();
+                        ids.entry(c.day).or_insert(n);
+                    }
+                }
+                let (mut buffer, ends) = grouped(calls(), ids.len(), |c| ids.get(&c.day).copied());
+                ids.into_iter()
+                    .map(|(day, g)| {
+                        let start = if g == 0 { 0 } else { ends[g - 1] };
+                        (i64::from(day), percentiles(&mut buffer[start..ends[g]]))
+                    })
+                    .collect()
+            });
+            let (mut buffer, ends) = grouped(calls(), models + 1, model);
+            let mut by_model = FxHashMap::default();
+            for g in 0..=models {
+                let start = if g == 0 { 0 } else { ends[g - 1] };
+                if ends[g] > start {
+                    let name = names.models.strings.get(g).cloned();
+                    by_model.insert(name, percentiles(&mut buffer[start..ends[g]]));
+                }
             }
-            if call.user != NONE {
-                p.users[call.user as usize].add(call);
+            Percentiles {
+                total: percentiles(&mut buffer),
+                models: by_model,
+                days: join(days),
             }
-            p.classes[call.class_rank()] += 1;
-            p.latency[latency_bucket(call.duration)] += 1;
-            for t in call.pii_types() {
-                p.pii_types[t] += 1;
-            }
-        }
-        let reserve = |a: &mut Acc| a.durations = Vec::with_capacity(a.timed as usize);
-        reserve(&mut p.total);
-        p.models.iter_mut().for_each(reserve);
-        p.days.values_mut().for_each(reserve);
-        for call in self.calls.iter().filter(|c| !c.duration.is_nan()) {
-            p.total.durations.push(call.duration);
-            p.models[model(call)].durations.push(call.duration);
-            if let Some(acc) = day(call).and_then(|d| p.days.get_mut(&d)) {
-                acc.durations.push(call.duration);
-            }
-        }
-        p
+        })
     }
+}
+
+/// The durations of `calls` grouped by `group` (`0..groups`; `None`: left out), in one buffer,
+/// with the end of each group's slice.
+fn grouped<'a>(
+    calls: impl Iterator<Item = &'a Call> + Clone,
+    groups: usize,
+    group: impl Fn(&Call) -> Option<usize>,
+) -> (Vec<f64>, Vec<usize>) {
+    let mut ends = vec![0; groups];
+    for c in calls.clone() {
+        if let Some(g) = group(c) {
+            ends[g] += 1;
+        }
+    }
+    let mut next = Vec::with_capacity(groups);
+    let mut end = 0;
+    for n in &mut ends {
+        next.push(end);
+        end += *n;
+        *n = end;
+    }
+    let mut buffer = vec![0.0; end];
+    for c in calls {
+        if let Some(g) = group(c) {
+            buffer[next[g]] = c.duration;
+            next[g] += 1;
+        }
+    }
+    (buffer, ends)
 }
 
 /// The larger of two [`NONE`]-or-count fields, [`NONE`] ignored.
@@ -1015,10 +1110,6 @@ struct Acc {
     duration_sum: f64,
     /// Calls with a duration.
     timed: u64,
-    /// Their durations (filled after the figures, see [`Calls::into_partial`]).
-    durations: Vec<f64>,
-    /// More of them, from the other shards (see [`Acc::merge`]).
-    more_durations: Vec<Vec<f64>>,
     /// Bit `u` set: the user interned as `u` made one of the calls.
     users: Vec<u64>,
 }
@@ -1050,12 +1141,6 @@ impl Acc {
         self.no_user += other.no_user;
         self.duration_sum += other.duration_sum;
         self.timed += other.timed;
-        // Joined once, in `row`: joining shard by shard copied the growing vector each time.
-        if self.durations.is_empty() {
-            self.durations = other.durations;
-        } else if !other.durations.is_empty() {
-            self.more_durations.push(other.durations);
-        }
         for u in bits(&other.users) {
             let g = user_map[u] as usize;
             if self.users.len() <= g / 64 {
@@ -1066,22 +1151,12 @@ impl Acc {
     }
 
     /// The facet row of these calls (the latency figures computed here).
-    fn row(mut self, facet: Facet, key: Option<String>) -> FacetRow {
-        if !self.more_durations.is_empty() {
-            let n = self.durations.len() + self.more_durations.iter().map(Vec::len).sum::<usize>();
-            let mut all = Vec::with_capacity(n);
-            all.append(&mut self.durations);
-            for mut more in self.more_durations.drain(..) {
-                all.append(&mut more);
-            }
-            self.durations = all;
-        }
-        let n = self.durations.len();
-        let [p50, p95, p99] = percentiles(&mut self.durations);
+    fn row(self, facet: Facet, key: Option<String>, latency: Latency) -> FacetRow {
+        let [p50, p95, p99] = latency;
         FacetRow {
             users: self.users.iter().map(|w| u64::from(w.count_ones())).sum(),
             no_user: self.no_user,
-            latency_avg_ms: (n > 0).then(|| self.duration_sum / n as f64),
+            latency_avg_ms: (self.timed > 0).then(|| self.duration_sum / self.timed as f64),
             latency_p50_ms: p50,
             latency_p95_ms: p95,
             latency_p99_ms: p99,
@@ -1258,21 +1333,22 @@ impl Merged {
     }
 
     /// The rows [`COMPLIANCE_SQL`](super::compliance::COMPLIANCE_SQL) would give.
-    fn rows(self) -> Vec<FacetRow> {
-        let mut rows = Vec::new();
+    fn rows(self, mut latency: Percentiles) -> Vec<FacetRow> {
         let total = self.total.unwrap_or_default();
         let models_used = self.models.keys().filter(|m| m.is_some()).count() as u64;
-        rows.push(FacetRow {
+        let mut rows = vec![FacetRow {
             models: models_used,
-            ..total.row(Facet::Total, None)
-        });
+            ..total.row(Facet::Total, None, latency.total)
+        }];
         for (model, acc) in self.models {
-            rows.push(acc.row(Facet::Model, model.map(String::from)));
+            let l = latency.models.remove(&model).unwrap_or_default();
+            rows.push(acc.row(Facet::Model, model.map(String::from), l));
         }
         for (day, acc) in self.days {
             let key = chrono::DateTime::from_timestamp_micros(day * DAY_US)
                 .map(|t| t.date_naive().to_string());
-            rows.push(acc.row(Facet::Day, key));
+            let l = latency.days.remove(&day).unwrap_or_default();
+            rows.push(acc.row(Facet::Day, key, l));
         }
         rows.extend(top_users(&self.users, &self.user_figures));
         let names = ["public", "internal", "confidential", "restricted"];
@@ -1294,6 +1370,13 @@ impl Merged {
         }
         rows
     }
+}
+
+/// The result of a scoped thread, its panic carried on.
+fn join<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// The users [`COMPLIANCE_SQL`](super::compliance::COMPLIANCE_SQL)'s `user` facet keeps: the
