@@ -124,6 +124,13 @@ impl Measured {
 
 fn main() -> std::process::ExitCode {
     let opts = Opts::parse();
+    // The engine's own timings (profiling), e.g. GENAI_AUDIT_LOG=genai_audit_query=debug.
+    if let Ok(filter) = std::env::var("GENAI_AUDIT_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
