@@ -1,19 +1,28 @@
-//! The compliance report's calls and facets, computed in this process in one pass.
+//! The compliance report's calls and facets, computed in this process in one scan.
 //!
 //! [`COMPLIANCE_CALLS_SQL`](super::compliance::COMPLIANCE_CALLS_SQL) groups ~10 M spans into
 //! ~9 M calls with a dozen aggregate functions, and DataFusion keeps one growing array per
 //! function: a 30-day report spent most of its time growing, copying and zeroing memory (perf:
-//! 37 % in the kernel clearing fresh pages, 9 % in `memmove`) and peaked at ~3 GB. Here
-//! DataFusion still scans, filters and hash-partitions the spans by call (so the partitions
-//! hold disjoint calls), and each partition folds its spans into **one compact state per
-//! call** in a single hash table ([`CallTable`]), then sums its calls into the report's facets
-//! ([`Partial`]); the partitions' facets are merged and the exact percentiles selected
-//! (`select_nth_unstable`, as DataFusion's `percentile_cont` does).
+//! 37 % in the kernel clearing fresh pages, 9 % in `memmove`) and peaked at ~3 GB. Here:
 //!
-//! The figures are those of [`COMPLIANCE_CALLS_SQL`](super::compliance::COMPLIANCE_CALLS_SQL)
-//! and [`COMPLIANCE_SQL`](super::compliance::COMPLIANCE_SQL), which still compute the report on
-//! a cluster: the same NULL rules, the same tie-breaks, the same interpolation. Tests compare
-//! the two computations on the same store.
+//! 1. DataFusion scans and filters the spans ([`SPANS_SQL`]), one stream per scan partition;
+//! 2. each stream folds its spans into **one 56-byte state per call** ([`Call`]), identified by
+//!    a 128-bit fingerprint of (tenant, call key) ([`fingerprint`]), in shards shared by all
+//!    streams ([`Shared`]): a call's spans meet in one shard whichever stream read them, with
+//!    no repartitioning of the spans. Each shard is an open-addressing table ([`FpTable`])
+//!    whose slots are loaded a thousand spans ahead, so that its cache misses overlap;
+//! 3. each shard's calls are summed into the report's facets ([`Partial`]), the PII types
+//!    included (no second scan), while the exact latency percentiles are selected from all
+//!    calls' durations grouped by model and by day ([`Percentiles`]; `select_nth_unstable`,
+//!    as DataFusion's `percentile_cont` does);
+//! 4. the shards' facets are merged ([`Merged`]).
+//!
+//! The figures are those of [`COMPLIANCE_CALLS_SQL`](super::compliance::COMPLIANCE_CALLS_SQL),
+//! [`COMPLIANCE_SQL`](super::compliance::COMPLIANCE_SQL) and
+//! [`COMPLIANCE_PII_SQL`](super::compliance::COMPLIANCE_PII_SQL), which still compute the
+//! report on a cluster, and here when a span holds a value a [`Call`] cannot: the same NULL
+//! rules, the same tie-breaks, the same interpolation. Tests compare the two computations on
+//! the same store.
 
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
