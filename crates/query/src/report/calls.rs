@@ -15,7 +15,7 @@
 //!    included (no second scan), while the exact latency percentiles are selected from all
 //!    calls' durations grouped by model and by day ([`Percentiles`]; `select_nth_unstable`,
 //!    as DataFusion's `percentile_cont` does);
-//! 4. the shards' facets are merged ([`Merged`]).
+//! 4. the shards' facets are merged ([`Partial::merged`]).
 //!
 //! The figures are those of [`COMPLIANCE_CALLS_SQL`](super::compliance::COMPLIANCE_CALLS_SQL),
 //! [`COMPLIANCE_SQL`](super::compliance::COMPLIANCE_SQL) and
@@ -137,9 +137,9 @@ pub(super) async fn compliance_facets(
     let percentiles = percentiles
         .await
         .map_err(|e| Error::Task(format!("compliance report: {e}")))?;
-    let merged = Merged::of(partials.into_iter().map(|(_, p)| p));
-    let pii = merged.pii_types();
-    let merged = (merged.rows(percentiles), pii);
+    let merged = Partial::merged(partials.into_iter().map(|(_, p)| p), &names);
+    let pii = merged.pii_types(&names);
+    let merged = (merged.rows(percentiles, &names), pii);
     tracing::debug!(
         fold_ms = folded.as_millis() as u64,
         sum_ms = (summed - folded).as_millis() as u64,
@@ -329,24 +329,18 @@ fn tenant_seed(tenant: Option<&str>) -> u64 {
 
 /// Distinct strings, each stored once, numbered in order of arrival.
 #[derive(Debug, Default)]
+///
+/// Looked up behind a batch's [`ViewIds`], which already catch repeated values.
 struct Interner {
     table: HashTable<u32>,
     strings: Vec<Box<str>>,
-    /// The last string looked up: rows are sorted by user within a file, so most lookups
-    /// repeat the previous one.
-    last: Option<u32>,
 }
 
 impl Interner {
     fn id(&mut self, s: &str) -> u32 {
-        if let Some(last) = self.last
-            && *self.strings[last as usize] == *s
-        {
-            return last;
-        }
-        let Self { table, strings, .. } = self;
+        let Self { table, strings } = self;
         let h = FxBuildHasher.hash_one(s);
-        let id = match table.find(h, |&i| *strings[i as usize] == *s) {
+        match table.find(h, |&i| *strings[i as usize] == *s) {
             Some(&i) => i,
             None => {
                 let i = strings.len() as u32;
@@ -354,9 +348,7 @@ impl Interner {
                 table.insert_unique(h, i, |&j| FxBuildHasher.hash_one(&*strings[j as usize]));
                 i
             }
-        };
-        self.last = Some(id);
-        id
+        }
     }
 
     fn get(&self, id: u32) -> &str {
@@ -953,18 +945,7 @@ impl Calls {
 fn partial(calls: &[Call], names: &Names) -> Partial {
     let users = names.users.strings.len();
     let models = names.models.strings.len();
-    let mut p = Partial {
-        total: Acc::new(users),
-        models: (0..=models).map(|_| Acc::new(users)).collect(),
-        days: FxHashMap::default(),
-        users: vec![Figures::default(); users],
-        classes: [0; 4],
-        latency: [0; 10],
-        pii_types: vec![0; names.pii_types.strings.len()],
-        model_names: names.models.strings.clone(),
-        user_names: names.users.strings.clone(),
-        pii_type_names: names.pii_types.strings.clone(),
-    };
+    let mut p = Partial::new(names);
     // The last model slot holds the calls without a model.
     let model = |c: &Call| {
         if c.model == NO_MODEL {
@@ -1002,8 +983,8 @@ type Latency = [Option<f64>; 3];
 #[derive(Debug, Default)]
 struct Percentiles {
     total: Latency,
-    /// By model name (`None`: the calls without a model).
-    models: FxHashMap<Option<Box<str>>, Latency>,
+    /// By model id; the last: the calls without a model.
+    models: Vec<Latency>,
     /// By day (days since 1970-01-01, UTC).
     days: FxHashMap<i64, Latency>,
 }
@@ -1042,14 +1023,12 @@ impl Percentiles {
                     .collect()
             });
             let (mut buffer, ends) = grouped(calls(), models + 1, model);
-            let mut by_model = FxHashMap::default();
-            for g in 0..=models {
-                let start = if g == 0 { 0 } else { ends[g - 1] };
-                if ends[g] > start {
-                    let name = names.models.strings.get(g).cloned();
-                    by_model.insert(name, percentiles(&mut buffer[start..ends[g]]));
-                }
-            }
+            let by_model = (0..=models)
+                .map(|g| {
+                    let start = if g == 0 { 0 } else { ends[g - 1] };
+                    percentiles(&mut buffer[start..ends[g]])
+                })
+                .collect();
             Percentiles {
                 total: percentiles(&mut buffer),
                 models: by_model,
@@ -1144,18 +1123,17 @@ impl Acc {
         }
     }
 
-    /// Adds `other`, whose user bits are numbered by `user_map` (its ids → this one's).
-    fn merge(&mut self, other: Acc, user_map: &[u32]) {
+    /// Adds `other` (its users numbered as this one's).
+    fn merge(&mut self, other: &Acc) {
         self.figures.merge(&other.figures);
         self.no_user += other.no_user;
         self.duration_sum += other.duration_sum;
         self.timed += other.timed;
-        for u in bits(&other.users) {
-            let g = user_map[u] as usize;
-            if self.users.len() <= g / 64 {
-                self.users.resize(g / 64 + 1, 0);
-            }
-            self.users[g / 64] |= 1 << (g % 64);
+        if self.users.len() < other.users.len() {
+            self.users.resize(other.users.len(), 0);
+        }
+        for (a, b) in self.users.iter_mut().zip(&other.users) {
+            *a |= b;
         }
     }
 
@@ -1177,20 +1155,6 @@ impl Acc {
 /// A token sum as the SQL path reads it back (`Rows::counts`: negative → 0).
 fn count(sum: i128) -> u64 {
     u64::try_from(sum).unwrap_or(0)
-}
-
-/// The indices of the set bits.
-fn bits(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
-    words.iter().enumerate().flat_map(|(w, &word)| {
-        let mut word = word;
-        std::iter::from_fn(move || {
-            (word != 0).then(|| {
-                let b = word.trailing_zeros() as usize;
-                word &= word - 1;
-                w * 64 + b
-            })
-        })
-    })
 }
 
 /// The sums and counts of a set of calls: all the user facet has (no latency, no distinct
@@ -1252,7 +1216,8 @@ impl Figures {
     }
 }
 
-/// One partition's facets, with its own numbering of models and users.
+/// The facets of some calls (a shard's, or all shards' merged), their models, users and PII
+/// types numbered as in [`Names`].
 #[derive(Debug)]
 struct Partial {
     total: Acc,
@@ -1268,53 +1233,49 @@ struct Partial {
     latency: [u64; 10],
     /// Calls by PII type id.
     pii_types: Vec<u64>,
-    model_names: Vec<Box<str>>,
-    user_names: Vec<Box<str>>,
-    pii_type_names: Vec<Box<str>>,
 }
 
-/// The partitions' facets merged, keyed by name.
-#[derive(Debug, Default)]
-struct Merged {
-    total: Option<Acc>,
-    models: FxHashMap<Option<Box<str>>, Acc>,
-    days: FxHashMap<i64, Acc>,
-    users: Interner,
-    user_figures: Vec<Figures>,
-    classes: [u64; 4],
-    latency: [u64; 10],
-    pii_types: FxHashMap<Box<str>, u64>,
-}
+impl Partial {
+    /// No calls yet, with room for every name of `names`.
+    fn new(names: &Names) -> Self {
+        let users = names.users.strings.len();
+        Self {
+            total: Acc::new(users),
+            models: (0..=names.models.strings.len())
+                .map(|_| Acc::new(users))
+                .collect(),
+            days: FxHashMap::default(),
+            users: vec![Figures::default(); users],
+            classes: [0; 4],
+            latency: [0; 10],
+            pii_types: vec![0; names.pii_types.strings.len()],
+        }
+    }
 
-impl Merged {
-    /// The partitions' facets, merged.
-    fn of(partials: impl IntoIterator<Item = Partial>) -> Self {
-        let mut merged = Merged::default();
-        for p in partials {
-            merged.add(p);
+    /// The shards' facets, merged.
+    fn merged(shards: impl IntoIterator<Item = Partial>, names: &Names) -> Self {
+        let mut merged = Partial::new(names);
+        for p in shards {
+            merged.merge(p);
         }
         merged
     }
 
-    fn add(&mut self, p: Partial) {
-        let user_map: Vec<u32> = p.user_names.iter().map(|u| self.users.id(u)).collect();
-        self.user_figures
-            .resize(self.users.strings.len(), Figures::default());
-        for (local, figures) in p.users.iter().enumerate() {
-            self.user_figures[user_map[local] as usize].merge(figures);
-        }
-        self.total
-            .get_or_insert_with(Acc::default)
-            .merge(p.total, &user_map);
-        let names = p.model_names;
-        for (m, acc) in p.models.into_iter().enumerate() {
-            if acc.figures.requests > 0 {
-                let name = names.get(m).cloned();
-                self.models.entry(name).or_default().merge(acc, &user_map);
-            }
+    fn merge(&mut self, p: Partial) {
+        self.total.merge(&p.total);
+        for (a, b) in self.models.iter_mut().zip(&p.models) {
+            a.merge(b);
         }
         for (day, acc) in p.days {
-            self.days.entry(day).or_default().merge(acc, &user_map);
+            match self.days.entry(day) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(&acc),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(acc);
+                }
+            }
+        }
+        for (a, b) in self.users.iter_mut().zip(&p.users) {
+            a.merge(b);
         }
         for (a, b) in self.classes.iter_mut().zip(p.classes) {
             *a += b;
@@ -1322,44 +1283,47 @@ impl Merged {
         for (a, b) in self.latency.iter_mut().zip(p.latency) {
             *a += b;
         }
-        for (name, n) in p.pii_type_names.into_iter().zip(p.pii_types) {
-            if n > 0 {
-                *self.pii_types.entry(name).or_default() += n;
-            }
+        for (a, b) in self.pii_types.iter_mut().zip(p.pii_types) {
+            *a += b;
         }
     }
 
     /// Calls by PII type, most first (ties: by name), as
     /// [`COMPLIANCE_PII_SQL`](super::compliance::COMPLIANCE_PII_SQL) orders them.
-    fn pii_types(&self) -> Vec<(String, u64)> {
-        let mut types: Vec<(String, u64)> = self
-            .pii_types
-            .iter()
-            .map(|(name, &n)| (name.to_string(), n))
+    fn pii_types(&self, names: &Names) -> Vec<(String, u64)> {
+        let mut types: Vec<(String, u64)> = (self.pii_types.iter().enumerate())
+            .filter(|&(_, &n)| n > 0)
+            .map(|(t, &n)| (names.pii_types.get(t as u32).to_owned(), n))
             .collect();
         types.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         types
     }
 
     /// The rows [`COMPLIANCE_SQL`](super::compliance::COMPLIANCE_SQL) would give.
-    fn rows(self, mut latency: Percentiles) -> Vec<FacetRow> {
-        let total = self.total.unwrap_or_default();
-        let models_used = self.models.keys().filter(|m| m.is_some()).count() as u64;
+    fn rows(self, latency: Percentiles, names: &Names) -> Vec<FacetRow> {
+        let model_name = |m: usize| names.models.strings.get(m).map(|n| n.to_string());
+        let used = |acc: &&Acc| acc.figures.requests > 0;
+        let models_used = self.models[..self.models.len() - 1]
+            .iter()
+            .filter(used)
+            .count() as u64;
         let mut rows = vec![FacetRow {
             models: models_used,
-            ..total.row(Facet::Total, None, latency.total)
+            ..self.total.row(Facet::Total, None, latency.total)
         }];
-        for (model, acc) in self.models {
-            let l = latency.models.remove(&model).unwrap_or_default();
-            rows.push(acc.row(Facet::Model, model.map(String::from), l));
+        for (m, (acc, l)) in self.models.into_iter().zip(latency.models).enumerate() {
+            if acc.figures.requests > 0 {
+                rows.push(acc.row(Facet::Model, model_name(m), l));
+            }
         }
+        let mut day_latency = latency.days;
         for (day, acc) in self.days {
             let key = chrono::DateTime::from_timestamp_micros(day * DAY_US)
                 .map(|t| t.date_naive().to_string());
-            let l = latency.days.remove(&day).unwrap_or_default();
+            let l = day_latency.remove(&day).unwrap_or_default();
             rows.push(acc.row(Facet::Day, key, l));
         }
-        rows.extend(top_users(&self.users, &self.user_figures));
+        rows.extend(top_users(&names.users, &self.users));
         let names = ["public", "internal", "confidential", "restricted"];
         for (rank, &n) in self.classes.iter().enumerate() {
             if n > 0 {
@@ -1570,12 +1534,6 @@ mod tests {
         // A tenant is part of the call's identity.
         assert_eq!(t.call(fingerprint(1, keys[0].as_bytes())), Some(n));
         assert_eq!(t.calls.len(), n + 1);
-    }
-
-    #[test]
-    fn bits_lists_the_set_bits() {
-        let words = [0b1010u64, 0, 1 << 63];
-        assert_eq!(bits(&words).collect::<Vec<_>>(), vec![1, 3, 191]);
     }
 
     #[test]
