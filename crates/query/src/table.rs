@@ -132,7 +132,7 @@ pub struct AuditLogTable {
 impl AuditLogTable {
     /// A table reading files of `url` (the URL the store's object store is registered under).
     pub fn new(url: ObjectStoreUrl) -> Self {
-        let file_schema = genai_audit_store::parquet_file::file_schema();
+        let file_schema = read_schema();
         let partition_cols: Vec<FieldRef> = vec![
             Arc::new(Field::new(TENANT_COLUMN, DataType::Utf8, false)),
             Arc::new(Field::new(DT_COLUMN, DataType::Date32, false)),
@@ -448,13 +448,26 @@ impl PruningStatistics for ManifestStatistics<'_> {
     }
 }
 
-/// The table schema: the file schema followed by `tenant` and `dt`.
-pub fn audit_log_schema() -> SchemaRef {
-    let mut fields: Vec<FieldRef> = genai_audit_store::parquet_file::file_schema()
+/// The columns of the files as the table reads them: the file schema with its text columns
+/// as `Utf8View` (DataFusion's own default for Parquet, `schema_force_view_types`). The
+/// Parquet reader then decodes a dictionary-encoded column (users, models, statuses…) into
+/// views of the dictionary's values, instead of copying each row's string into a new buffer
+/// (perf: those copies and the casts after them took ~12 % of the 30-day compliance report).
+fn read_schema() -> SchemaRef {
+    let fields: Vec<FieldRef> = genai_audit_store::parquet_file::file_schema()
         .fields()
         .iter()
-        .cloned()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
+            _ => Arc::clone(f),
+        })
         .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// The table schema: the file columns (text as `Utf8View`) followed by `tenant` and `dt`.
+pub fn audit_log_schema() -> SchemaRef {
+    let mut fields: Vec<FieldRef> = read_schema().fields().iter().cloned().collect();
     fields.push(Arc::new(Field::new(TENANT_COLUMN, DataType::Utf8, false)));
     fields.push(Arc::new(Field::new(DT_COLUMN, DataType::Date32, false)));
     Arc::new(Schema::new(fields))

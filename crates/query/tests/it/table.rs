@@ -324,3 +324,38 @@ async fn a_trace_id_lookup_is_answered_by_the_bloom_filters_and_row_pushdown() {
     // …where filter pushdown decodes record_id for the matching row only.
     assert!(text.contains("pushdown_rows_matched=1,"), "{text}");
 }
+
+/// Text columns are read as views of the Parquet dictionary: equal strings of a batch share
+/// one view (what the in-process compliance fold relies on to number users and models
+/// without hashing each row's string), and no row's string is copied.
+#[tokio::test]
+async fn text_columns_are_views_of_the_dictionary() {
+    let store = TestStore::new();
+    let mut records = synthetic_records(400, 1, 1, 3);
+    for (k, r) in records.iter_mut().enumerate() {
+        // Longer than the 12 bytes a view holds inline, so the view points into a buffer.
+        r.user_id = Some(format!("a-user-id-longer-than-twelve-bytes-{}", k % 3));
+    }
+    store.commit(records).await;
+    let engine = store.engine().await;
+    let batches = engine
+        .sql("SELECT user_id FROM audit_log")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut rows = 0;
+    for batch in &batches {
+        assert_eq!(batch.column(0).data_type(), &DataType::Utf8View);
+        let users = batch.column(0).as_string_view();
+        let mut views = std::collections::HashMap::new();
+        for row in 0..users.len() {
+            let first = *views.entry(users.value(row)).or_insert(users.views()[row]);
+            assert_eq!(users.views()[row], first, "row {row}: {}", users.value(row));
+        }
+        assert!(views.len() <= 3);
+        rows += users.len();
+    }
+    assert_eq!(rows, 400);
+}
