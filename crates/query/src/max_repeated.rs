@@ -13,11 +13,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::kernels::boolean::not;
+use datafusion::arrow::compute::kernels::nullif::nullif;
+use datafusion::arrow::compute::{cast, prep_null_mask_filter};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::cast::as_string_array;
 use datafusion::error::Result as DfResult;
 use datafusion::functions_aggregate::min_max::max_udaf;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -30,10 +31,16 @@ use rustc_hash::FxHashMap;
 /// The SQL name of the function.
 pub const MAX_REPEATED: &str = "max_repeated";
 
-/// `max_repeated(text) -> text`: see the [module docs](self).
+/// `max_repeated(text) -> text`: see the [module docs](self). Text as `Utf8` or `Utf8View`
+/// (the table's type), the result of the same type, as `max`'s.
 pub fn max_repeated_udaf() -> AggregateUDF {
     AggregateUDF::from(MaxRepeated {
-        signature: Signature::uniform(1, vec![DataType::Utf8], Volatility::Immutable),
+        // Views as the table reads text: taking them as they come spares a cast per row.
+        signature: Signature::uniform(
+            1,
+            vec![DataType::Utf8View, DataType::Utf8],
+            Volatility::Immutable,
+        ),
     })
 }
 
@@ -51,8 +58,9 @@ impl AggregateUDFImpl for MaxRepeated {
         &self.signature
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
+    /// The argument's type, as `max`'s.
+    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(arg_types.first().cloned().unwrap_or(DataType::Utf8))
     }
 
     /// Without grouping there is a single value to keep: `max`'s accumulator does it.
@@ -60,11 +68,12 @@ impl AggregateUDFImpl for MaxRepeated {
         max_udaf().accumulator(args)
     }
 
-    /// The state is the largest value so far, like `max`'s.
+    /// The state is the largest value so far, like `max`'s, of the argument's type (so that a
+    /// value that is its own state, [`GroupsAccumulator::convert_to_state`], needs no cast).
     fn state_fields(&self, args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
         Ok(vec![Arc::new(Field::new(
             format_state_name(args.name, "max"),
-            DataType::Utf8,
+            args.return_type().clone(),
             true,
         ))])
     }
@@ -75,15 +84,17 @@ impl AggregateUDFImpl for MaxRepeated {
 
     fn create_groups_accumulator(
         &self,
-        _args: AccumulatorArgs,
+        args: AccumulatorArgs,
     ) -> DfResult<Box<dyn GroupsAccumulator>> {
-        Ok(Box::<MaxRepeatedGroups>::default())
+        Ok(Box::new(MaxRepeatedGroups::new(args.return_type().clone())))
     }
 }
 
 /// Group index → id of its largest value so far ([`NONE`]: no value yet).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct MaxRepeatedGroups {
+    /// The type of the argument, the result and the state (`Utf8` or `Utf8View`).
+    ty: DataType,
     /// Per group, the id of its value in `values`.
     groups: Vec<u32>,
     /// Distinct values seen, by id.
@@ -98,6 +109,16 @@ struct MaxRepeatedGroups {
 const NONE: u32 = u32::MAX;
 
 impl MaxRepeatedGroups {
+    fn new(ty: DataType) -> Self {
+        Self {
+            ty,
+            groups: Vec::new(),
+            values: Vec::new(),
+            ids: FxHashMap::default(),
+            value_bytes: 0,
+        }
+    }
+
     fn intern(&mut self, value: &str) -> DfResult<u32> {
         if let Some(&id) = self.ids.get(value) {
             return Ok(id);
@@ -126,26 +147,26 @@ impl MaxRepeatedGroups {
         total_num_groups: usize,
     ) -> DfResult<()> {
         self.groups.resize(total_num_groups, NONE);
-        let utf8;
-        let strings = if values.data_type() == &DataType::Utf8 {
-            as_string_array(values)?
-        } else {
-            utf8 = cast(values, &DataType::Utf8)?;
-            as_string_array(&utf8)?
-        };
-        // Runs of one value are common (files are sorted by user): intern each run once.
-        let mut last: Option<(&str, u32)> = None;
+        let views = as_views(values)?;
+        let strings = views.as_string_view();
+        // Runs of one value are common (files are sorted by user): intern each run once. Equal
+        // views of one array are equal strings, and compare faster.
+        let mut last: Option<(u128, &str, u32)> = None;
         for (row, &group) in group_indices.iter().enumerate() {
             if strings.is_null(row) || filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
                 continue;
             }
-            let value = strings.value(row);
-            let id = match last {
-                Some((v, id)) if v == value => id,
+            let view = strings.views()[row];
+            let (value, id) = match last {
+                Some((v, value, id)) if v == view => (value, id),
                 _ => {
-                    let id = self.intern(value)?;
-                    last = Some((value, id));
-                    id
+                    let value = strings.value(row);
+                    let id = match last {
+                        Some((_, v, id)) if v == value => id,
+                        _ => self.intern(value)?,
+                    };
+                    last = Some((view, value, id));
+                    (value, id)
                 }
             };
             let current = self.groups[group];
@@ -181,8 +202,22 @@ impl MaxRepeatedGroups {
             bytes.into(),
             nulls,
         )?;
-        Ok(Arc::new(array))
+        // As views, views of this array's buffer (validated once as a whole, not per view).
+        as_type(&(Arc::new(array) as ArrayRef), &self.ty)
     }
+}
+
+/// `values` as `Utf8View` (cheap from `Utf8`: views of its buffer).
+fn as_views(values: &ArrayRef) -> DfResult<ArrayRef> {
+    as_type(values, &DataType::Utf8View)
+}
+
+/// `values` as `ty`, cast only if needed.
+fn as_type(values: &ArrayRef, ty: &DataType) -> DfResult<ArrayRef> {
+    if values.data_type() == ty {
+        return Ok(Arc::clone(values));
+    }
+    Ok(cast(values, ty)?)
 }
 
 impl GroupsAccumulator for MaxRepeatedGroups {
@@ -221,17 +256,13 @@ impl GroupsAccumulator for MaxRepeatedGroups {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> DfResult<Vec<ArrayRef>> {
-        let values = cast(&values[0], &DataType::Utf8)?;
+        let values = as_type(&values[0], &self.ty)?;
         let Some(filter) = opt_filter else {
             return Ok(vec![values]);
         };
-        let strings = as_string_array(&values)?;
-        let kept: StringArray = strings
-            .iter()
-            .enumerate()
-            .map(|(row, v)| v.filter(|_| filter.is_valid(row) && filter.value(row)))
-            .collect();
-        Ok(vec![Arc::new(kept)])
+        // Rows the filter drops (false or NULL) hold no value.
+        let keep = prep_null_mask_filter(filter);
+        Ok(vec![nullif(&values, &not(&keep)?)?])
     }
 
     fn size(&self) -> usize {
@@ -251,25 +282,34 @@ mod tests {
     use datafusion::prelude::SessionContext;
 
     /// `max_repeated` and `max` over the same groups, with NULLs, a group without values and
-    /// values that repeat across groups, grouped both with and without a partial stage.
+    /// values that repeat across groups, grouped both with and without a partial stage, for
+    /// text as `Utf8` and as `Utf8View` (with values short enough to be held in the view and
+    /// not).
     #[tokio::test]
     async fn matches_max() {
+        for ty in [DataType::Utf8, DataType::Utf8View] {
+            matches_max_for(ty).await;
+        }
+    }
+
+    async fn matches_max_for(ty: DataType) {
         let keys: Vec<i32> = (0..5_000).map(|i| (i * 7919) % 1_201).collect();
         let values: Vec<Option<String>> = (0..5_000)
             .map(|i| match i % 13 {
                 0 => None,
+                k if k % 3 == 0 => Some(format!("user-{}-longer-than-a-view", (i * k) % 97)),
                 k => Some(format!("user-{}", (i * k) % 97)),
             })
             .collect();
         let schema = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Int32, false),
-            Field::new("v", DataType::Utf8, true),
+            Field::new("v", ty.clone(), true),
         ]));
         let batch = RecordBatch::try_new(
             schema,
             vec![
                 Arc::new(Int32Array::from(keys)),
-                Arc::new(StringArray::from(values)),
+                cast(&(Arc::new(StringArray::from(values)) as ArrayRef), &ty).expect("cast"),
             ],
         )
         .expect("batch");
@@ -328,9 +368,18 @@ mod tests {
         let theirs =
             run("SELECT k, max(v), max(CASE WHEN k < 0 THEN v END) FROM t GROUP BY k ORDER BY k")
                 .await;
-        assert_eq!(ours.len(), 1_201);
+        assert_eq!(ours.len(), 1_201, "{ty}");
+        let result = ctx
+            .sql("SELECT max_repeated(v) AS m FROM t GROUP BY k")
+            .await
+            .expect("plan");
+        assert_eq!(result.schema().field(0).data_type(), &ty, "max's type");
         assert_eq!(ours, theirs);
         assert!(ours.iter().any(|r| r.ends_with("|user-96|")), "{ours:?}");
+        assert!(
+            ours.iter().any(|r| r.ends_with("-longer-than-a-view|")),
+            "{ours:?}"
+        );
         let filtered =
             run("SELECT k, max_repeated(v) FILTER (WHERE k % 2 = 0) FROM t GROUP BY k ORDER BY k")
                 .await;
