@@ -451,14 +451,18 @@ struct Reader {
 
 /// The interned ids of one batch's views of a string column.
 ///
-/// Parquet decodes a dictionary-encoded column (tenants, models, users) into views of the
+/// Parquet decodes a dictionary-encoded column (models, users) into views of the
 /// dictionary's values, so equal views are equal strings, and a 16-byte view compares and
 /// hashes faster than the string. Rows come sorted by user within a file, so most lookups
-/// repeat the previous view. Cleared between batches: a view names a buffer of its array.
+/// repeat the previous row's value: when its view differs (a value the column does not share,
+/// such as the `tenant` partition value DataFusion repeats row by row, or a page that is not
+/// dictionary-encoded), the strings are compared before anything is hashed. Cleared between
+/// batches: a view names a buffer of its array.
 #[derive(Debug, Default)]
 struct ViewIds {
     ids: FxHashMap<u128, u32>,
-    last: Option<(u128, u32)>,
+    /// The last row looked up: its view, id and row.
+    last: Option<(u128, u32, usize)>,
 }
 
 impl ViewIds {
@@ -479,10 +483,15 @@ impl ViewIds {
             return Ok(NONE);
         }
         let view = array.views()[row];
-        if let Some((v, id)) = self.last
-            && v == view
-        {
-            return Ok(id);
+        if let Some((v, id, last_row)) = self.last {
+            if v == view {
+                return Ok(id);
+            }
+            // Length and first 4 bytes (a view's low 64 bits) equal: compare the strings.
+            if v as u64 == view as u64 && array.value(row) == array.value(last_row) {
+                self.last = Some((view, id, row));
+                return Ok(id);
+            }
         }
         let id = match self.ids.get(&view) {
             Some(&id) => id,
@@ -492,7 +501,7 @@ impl ViewIds {
                 id
             }
         };
-        self.last = Some((view, id));
+        self.last = Some((view, id, row));
         Ok(id)
     }
 }

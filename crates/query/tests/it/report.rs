@@ -521,6 +521,17 @@ async fn compliance_in_process_equals_compliance_in_sql() {
         if i % 83 == 0 {
             r.total_cost_usd = None;
         }
+        // Names longer than a view holds inline, some of one length and first 4 bytes (which
+        // the fold tells apart by their strings), and a tenant whose name is repeated row by row.
+        if i % 5 == 0 {
+            r.user_id = Some(format!("a-long-user-identifier-{:03}", (i * 7) % 50));
+        }
+        if i % 7 == 0 {
+            r.response_model = Some(format!("model-long-name-{:04}", i % 3));
+        }
+        if &*r.tenant == "tenant2" {
+            r.tenant = "tenant2-with-a-name-longer-than-a-view".into();
+        }
         // PII types, some calls with different types in different spans, a type no detector
         // names, and types on spans not flagged (which the report ignores).
         match i % 13 {
