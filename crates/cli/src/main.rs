@@ -23,8 +23,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use genai_audit_core::{Normalizer, NormalizerConfig, PriceTable};
 
 // mimalloc: normalization allocates many small strings; glibc malloc costs ~25% of it.
-// Its v2 (crates/cli/Cargo.toml) returns freed pages after 10 ms, v3 after 1 s: at 20 k
-// spans/s v3 kept ~30-60 MiB more resident (docs/operations.md, "Sizing").
+// v3 keeps freed pages 1 s before returning them (v2: 10 ms), so a query reuses the memory of
+// the one before: v2 made the scale bench's queries 15-30 % slower (the kernel zeroing the
+// pages again) and the collector no smaller. Transparent huge pages off (`no_thp`, in the
+// workspace's Cargo.toml): with them a fresh process's first query zeroed 2 MiB pages and
+// waited on memory compaction, up to twice as slow (docs/operations.md, "Sizing").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
