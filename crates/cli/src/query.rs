@@ -20,6 +20,7 @@ use clap::ValueEnum;
 use futures::StreamExt;
 use genai_audit_core::HashKey;
 use genai_audit_query::datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use genai_audit_query::datafusion::arrow::compute::cast;
 use genai_audit_query::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use genai_audit_query::datafusion::arrow::error::ArrowError;
 use genai_audit_query::datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -83,7 +84,7 @@ pub enum OutputFormat {
     Csv,
     /// Newline-delimited JSON: one object per row, every column present (null included).
     Json,
-    /// One Parquet file (zstd).
+    /// One Parquet file (zstd; text as plain UTF-8 strings, as in the store).
     Parquet,
 }
 
@@ -320,7 +321,8 @@ enum Sink<W: Write + Send> {
     },
     Csv(csv::Writer<W>, SchemaRef),
     Json(json::LineDelimitedWriter<W>),
-    Parquet(ArrowWriter<W>),
+    /// The writer and the schema it writes (text as `Utf8`, see [`without_views`]).
+    Parquet(ArrowWriter<W>, SchemaRef),
 }
 
 impl<W: Write + Send> Sink<W> {
@@ -347,7 +349,21 @@ impl<W: Write + Send> Sink<W> {
                 let props = WriterProperties::builder()
                     .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
                     .build();
-                Sink::Parquet(ArrowWriter::try_new(out, schema, Some(props))?)
+                let written: SchemaRef = Arc::new(Schema::new(
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| {
+                            f.as_ref()
+                                .clone()
+                                .with_data_type(without_views(f.data_type()))
+                        })
+                        .collect::<Vec<_>>(),
+                ));
+                Sink::Parquet(
+                    ArrowWriter::try_new(out, Arc::clone(&written), Some(props))?,
+                    written,
+                )
             }
         })
     }
@@ -357,7 +373,21 @@ impl<W: Write + Send> Sink<W> {
             Sink::Table { batches, .. } => batches.push(batch.clone()),
             Sink::Csv(w, flat) => w.write(&flatten_for_csv(batch, flat)?)?,
             Sink::Json(w) => w.write(batch)?,
-            Sink::Parquet(w) => w.write(batch)?,
+            Sink::Parquet(w, written) => {
+                let columns = batch
+                    .columns()
+                    .iter()
+                    .zip(written.fields())
+                    .map(|(c, f)| {
+                        if c.data_type() == f.data_type() {
+                            Ok(Arc::clone(c))
+                        } else {
+                            cast(c, f.data_type())
+                        }
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                w.write(&RecordBatch::try_new(Arc::clone(written), columns)?)?
+            }
         }
         Ok(())
     }
@@ -385,7 +415,7 @@ impl<W: Write + Send> Sink<W> {
                 w.finish()?;
                 w.into_inner().flush()?;
             }
-            Sink::Parquet(w) => {
+            Sink::Parquet(w, _) => {
                 w.close()?;
             }
         }
@@ -424,6 +454,21 @@ fn csv_schema(schema: &Schema) -> SchemaRef {
             })
             .collect::<Vec<_>>(),
     ))
+}
+
+/// `ty` with its text and binary views as plain `Utf8` / `Binary`: the engine reads text as
+/// views, but a result file is for any Parquet reader, and older ones (pyarrow before 16,
+/// Spark) know only the plain types, which the store's own files use too.
+fn without_views(ty: &DataType) -> DataType {
+    let field = |f: &Field| Arc::new(f.clone().with_data_type(without_views(f.data_type())));
+    match ty {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        DataType::List(f) => DataType::List(field(f)),
+        DataType::LargeList(f) => DataType::LargeList(field(f)),
+        DataType::Struct(fields) => DataType::Struct(fields.iter().map(|f| field(f)).collect()),
+        other => other.clone(),
+    }
 }
 
 fn flatten_for_csv(batch: &RecordBatch, flat: &SchemaRef) -> Result<RecordBatch, ArrowError> {

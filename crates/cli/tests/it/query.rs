@@ -98,6 +98,20 @@ fn json_lines_csv_and_table_outputs() {
     let back =
         genai_audit_store::parquet_file::decode(std::fs::read(&parquet).unwrap().into()).unwrap();
     assert_eq!(back.iter().map(|b| b.num_rows()).sum::<usize>(), 16);
+    // Text as plain UTF-8 strings, as in the store's files (the engine reads views), so that
+    // any Parquet reader takes the result.
+    let schema = back[0].schema();
+    for name in ["user_id", "call_id", "tenant"] {
+        assert_eq!(
+            schema.field_with_name(name).unwrap().data_type(),
+            &genai_audit_query::datafusion::arrow::datatypes::DataType::Utf8,
+            "{name}"
+        );
+    }
+    assert!(matches!(
+        schema.field_with_name("pii_types").unwrap().data_type(),
+        genai_audit_query::datafusion::arrow::datatypes::DataType::List(item) if item.data_type() == &genai_audit_query::datafusion::arrow::datatypes::DataType::Utf8
+    ));
     let out = query_in(dir.path(), &store, &["--format", "parquet", "SELECT 1"]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--output"));
