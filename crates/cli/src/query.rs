@@ -21,7 +21,9 @@ use futures::StreamExt;
 use genai_audit_core::HashKey;
 use genai_audit_query::datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use genai_audit_query::datafusion::arrow::compute::cast;
-use genai_audit_query::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use genai_audit_query::datafusion::arrow::datatypes::{
+    DataType, Field, FieldRef, Schema, SchemaRef,
+};
 use genai_audit_query::datafusion::arrow::error::ArrowError;
 use genai_audit_query::datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use genai_audit_query::datafusion::arrow::util::pretty;
@@ -353,11 +355,7 @@ impl<W: Write + Send> Sink<W> {
                     schema
                         .fields()
                         .iter()
-                        .map(|f| {
-                            f.as_ref()
-                                .clone()
-                                .with_data_type(without_views(f.data_type()))
-                        })
+                        .map(|f| without_views(f))
                         .collect::<Vec<_>>(),
                 ));
                 Sink::Parquet(
@@ -374,17 +372,12 @@ impl<W: Write + Send> Sink<W> {
             Sink::Csv(w, flat) => w.write(&flatten_for_csv(batch, flat)?)?,
             Sink::Json(w) => w.write(batch)?,
             Sink::Parquet(w, written) => {
+                // `cast` to the same type only clones the column.
                 let columns = batch
                     .columns()
                     .iter()
                     .zip(written.fields())
-                    .map(|(c, f)| {
-                        if c.data_type() == f.data_type() {
-                            Ok(Arc::clone(c))
-                        } else {
-                            cast(c, f.data_type())
-                        }
-                    })
+                    .map(|(c, f)| cast(c, f.data_type()))
                     .collect::<std::result::Result<Vec<_>, _>>()?;
                 w.write(&RecordBatch::try_new(Arc::clone(written), columns)?)?
             }
@@ -456,19 +449,21 @@ fn csv_schema(schema: &Schema) -> SchemaRef {
     ))
 }
 
-/// `ty` with its text and binary views as plain `Utf8` / `Binary`: the engine reads text as
-/// views, but a result file is for any Parquet reader, and older ones (pyarrow before 16,
+/// `field` with its text and binary views as plain `Utf8` / `Binary`: the engine reads text
+/// as views, but a result file is for any Parquet reader, and older ones (pyarrow before 16,
 /// Spark) know only the plain types, which the store's own files use too.
-fn without_views(ty: &DataType) -> DataType {
-    let field = |f: &Field| Arc::new(f.clone().with_data_type(without_views(f.data_type())));
-    match ty {
+fn without_views(field: &Field) -> FieldRef {
+    let ty = match field.data_type() {
         DataType::Utf8View => DataType::Utf8,
         DataType::BinaryView => DataType::Binary,
-        DataType::List(f) => DataType::List(field(f)),
-        DataType::LargeList(f) => DataType::LargeList(field(f)),
-        DataType::Struct(fields) => DataType::Struct(fields.iter().map(|f| field(f)).collect()),
+        DataType::List(item) => DataType::List(without_views(item)),
+        DataType::LargeList(item) => DataType::LargeList(without_views(item)),
+        DataType::Struct(fields) => {
+            DataType::Struct(fields.iter().map(|f| without_views(f)).collect())
+        }
         other => other.clone(),
-    }
+    };
+    Arc::new(field.clone().with_data_type(ty))
 }
 
 fn flatten_for_csv(batch: &RecordBatch, flat: &SchemaRef) -> Result<RecordBatch, ArrowError> {

@@ -93,6 +93,7 @@ pub mod report;
 mod sql;
 mod table;
 pub mod udf;
+mod views;
 
 /// DataFusion, as this crate uses it (one Arrow stack for callers).
 pub use datafusion;

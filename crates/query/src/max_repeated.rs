@@ -28,6 +28,8 @@ use datafusion::logical_expr::{
 };
 use rustc_hash::FxHashMap;
 
+use crate::views::same_string;
+
 /// The SQL name of the function.
 pub const MAX_REPEATED: &str = "max_repeated";
 
@@ -147,30 +149,23 @@ impl MaxRepeatedGroups {
         total_num_groups: usize,
     ) -> DfResult<()> {
         self.groups.resize(total_num_groups, NONE);
-        let views = as_views(values)?;
+        let views = as_type(values, &DataType::Utf8View)?;
         let strings = views.as_string_view();
-        // Runs of one value are common (files are sorted by user): intern each run once. Equal
-        // views of one array are equal strings, and compare faster.
-        let mut last: Option<(u128, &str, u32)> = None;
+        // Runs of one value are common (files are sorted by user): intern each run once.
+        let mut last: Option<(usize, u32)> = None;
         for (row, &group) in group_indices.iter().enumerate() {
             if strings.is_null(row) || filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
                 continue;
             }
-            let view = strings.views()[row];
-            let (value, id) = match last {
-                Some((v, value, id)) if v == view => (value, id),
-                _ => {
-                    let value = strings.value(row);
-                    let id = match last {
-                        Some((_, v, id)) if v == value => id,
-                        _ => self.intern(value)?,
-                    };
-                    last = Some((view, value, id));
-                    (value, id)
-                }
+            let id = match last {
+                Some((last_row, id)) if same_string(strings, last_row, row) => id,
+                _ => self.intern(strings.value(row))?,
             };
+            last = Some((row, id));
             let current = self.groups[group];
-            if current == NONE || (current != id && value > &*self.values[current as usize]) {
+            if current == NONE
+                || (current != id && strings.value(row) > &*self.values[current as usize])
+            {
                 self.groups[group] = id;
             }
         }
@@ -207,12 +202,8 @@ impl MaxRepeatedGroups {
     }
 }
 
-/// `values` as `Utf8View` (cheap from `Utf8`: views of its buffer).
-fn as_views(values: &ArrayRef) -> DfResult<ArrayRef> {
-    as_type(values, &DataType::Utf8View)
-}
-
-/// `values` as `ty`, cast only if needed.
+/// `values` as `ty`, cast only if needed (cheap from `Utf8` to `Utf8View`: views of its
+/// buffer).
 fn as_type(values: &ArrayRef, ty: &DataType) -> DfResult<ArrayRef> {
     if values.data_type() == ty {
         return Ok(Arc::clone(values));

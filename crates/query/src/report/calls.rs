@@ -44,6 +44,7 @@ use super::Scope;
 use super::compliance::{Facet, FacetRow, class_rank, provider_call_spans};
 use crate::QueryEngine;
 use crate::error::{Error, Result};
+use crate::views::same_string;
 
 /// The provider-call spans of the scope with what the report needs of each: the columns
 /// [`CALLS_CTE`](super::compliance::CALLS_CTE) aggregates, before aggregation.
@@ -461,8 +462,8 @@ struct Reader {
 #[derive(Debug, Default)]
 struct ViewIds {
     ids: FxHashMap<u128, u32>,
-    /// The last row looked up: its view, id and row.
-    last: Option<(u128, u32, usize)>,
+    /// The last row looked up and its id.
+    last: Option<(usize, u32)>,
 }
 
 impl ViewIds {
@@ -482,17 +483,13 @@ impl ViewIds {
         if !array.is_valid(row) {
             return Ok(NONE);
         }
-        let view = array.views()[row];
-        if let Some((v, id, last_row)) = self.last {
-            if v == view {
-                return Ok(id);
-            }
-            // Length and first 4 bytes (a view's low 64 bits) equal: compare the strings.
-            if v as u64 == view as u64 && array.value(row) == array.value(last_row) {
-                self.last = Some((view, id, row));
-                return Ok(id);
-            }
+        if let Some((last_row, id)) = self.last
+            && same_string(array, last_row, row)
+        {
+            self.last = Some((row, id));
+            return Ok(id);
         }
+        let view = array.views()[row];
         let id = match self.ids.get(&view) {
             Some(&id) => id,
             None => {
@@ -501,7 +498,7 @@ impl ViewIds {
                 id
             }
         };
-        self.last = Some((view, id, row));
+        self.last = Some((row, id));
         Ok(id)
     }
 }
